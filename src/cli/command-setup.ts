@@ -1,0 +1,53 @@
+/**
+ * Glue between commander and the commands: builds the context from the global options and turns every
+ * failure into one sentence on stderr and an exit code. Commands never call process.exit.
+ */
+import type { Command } from 'commander';
+import type { Catalogue } from '../catalogue/catalogue.js';
+import { bundledCatalogue } from '../catalogue/catalogue.js';
+import { globalOptionsFrom, makeContext, type Context, type GlobalOptions, type OutputFormat } from './context.js';
+import type { Io } from './output.js';
+
+type Raw = Record<string, unknown>;
+
+export interface CommandSetup {
+  io: Io;
+  /** A command that reads (or changes) the host under --root. */
+  action(fn: (ctx: Context, opts: Raw, args: unknown[], globals: GlobalOptions) => Promise<void>): (...a: unknown[]) => Promise<void>;
+  /** A command that needs no host tree (catalogue, fixtures). */
+  offlineAction(
+    fn: (catalogue: Catalogue, output: OutputFormat, opts: Raw, args: unknown[], globals: GlobalOptions) => Promise<void>,
+  ): (...a: unknown[]) => Promise<void>;
+  /** Sets the exit code for a command that printed its own report. */
+  fail(code: 1 | 2): void;
+  exitCode(): number;
+}
+
+/** commander calls an action with (...arguments, options, command). */
+function split(a: unknown[]): { args: unknown[]; opts: Raw; command: Command } {
+  const command = a[a.length - 1] as Command;
+  const opts = (a[a.length - 2] ?? {}) as Raw;
+  return { args: a.slice(0, -2), opts, command };
+}
+
+export function makeCommandSetup(io: Io, env: NodeJS.ProcessEnv): CommandSetup {
+  let code = 0;
+  return {
+    io,
+    action: (fn) => async (...a) => {
+      const { args, opts, command } = split(a);
+      const globals = globalOptionsFrom(command.optsWithGlobals(), env);
+      const ctx = await makeContext(globals);
+      await fn(ctx, opts, args, globals);
+    },
+    offlineAction: (fn) => async (...a) => {
+      const { args, opts, command } = split(a);
+      const globals = globalOptionsFrom(command.optsWithGlobals(), env);
+      await fn(bundledCatalogue(), globals.output, opts, args, globals);
+    },
+    fail: (c) => {
+      code = Math.max(code, c);
+    },
+    exitCode: () => code,
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * What every command gets: the host root, the writer for kernel attributes (real or simulated), the
+ * catalogue, and the output format. Built once from the global options, validated with zod.
+ */
+import { z } from 'zod';
+import { bundledCatalogue, type Catalogue } from '../catalogue/catalogue.js';
+import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import { openHostRoot, type HostRoot } from '../host/host-root.js';
+import { KernelSysfsWriter, type SysfsWriter } from '../host/sysfs-writer.js';
+import { SimulatedSysfsWriter } from '../simulator/sim-writer.js';
+
+export const outputFormatSchema = z.enum(['table', 'json']);
+export type OutputFormat = z.infer<typeof outputFormatSchema>;
+
+export const globalOptionsSchema = z.object({
+  root: z.string().min(1).default('/'),
+  simulate: z.boolean().default(false),
+  output: outputFormatSchema.default('table'),
+});
+export type GlobalOptions = z.infer<typeof globalOptionsSchema>;
+
+export interface Context {
+  host: HostRoot;
+  writer: SysfsWriter;
+  catalogue: Catalogue;
+  output: OutputFormat;
+}
+
+/** Turns a zod failure on user input into a usage error that names the flag. */
+export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const where = issue.path.length > 0 ? `--${String(issue.path[0])}` : what;
+  throw new VgpuctlError('usage', `invalid ${where}: ${issue.message}`);
+}
+
+export function globalOptionsFrom(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): GlobalOptions {
+  const simulateEnv = env['VGPUCTL_SIMULATE'];
+  return parseInput(
+    globalOptionsSchema,
+    {
+      root: raw['root'] ?? (env['VGPUCTL_ROOT'] || undefined),
+      simulate: raw['simulate'] === true || simulateEnv === '1' || simulateEnv === 'true',
+      output: raw['output'],
+    },
+    'option',
+  );
+}
+
+export async function makeContext(opts: GlobalOptions): Promise<Context> {
+  const host = await openHostRoot(opts.root);
+  if (opts.simulate && host.isSystemRoot) {
+    throw new VgpuctlError(
+      'usage',
+      '--simulate needs --root pointing at a simulated host tree (see vgpuctl sim init); it never runs against /',
+    );
+  }
+  return {
+    host,
+    writer: opts.simulate ? new SimulatedSysfsWriter(host) : new KernelSysfsWriter(),
+    catalogue: bundledCatalogue(),
+    output: opts.output,
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Persistent mdev definitions in mdevctl's own format and place: /etc/mdevctl.d/<parent>/<uuid>, a JSON
+ * object `{"mdev_type": ..., "start": "auto"|"manual", "attrs": [{"name": "value"}, ...]}` pretty-printed
+ * with two spaces and no trailing newline (what mdevctl 1.2 writes). Sharing the format means either tool
+ * reads what the other wrote.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { HOST_PATHS, type HostRoot, hostReadError } from './host-root.js';
+import { isUuid } from './identifiers.js';
+
+export const definitionFileSchema = z.object({
+  mdev_type: z.string().min(1),
+  start: z.enum(['auto', 'manual']),
+  attrs: z
+    .array(
+      z
+        .record(z.string(), z.string())
+        .refine((o) => Object.keys(o).length === 1, 'each attribute is an object with exactly one key'),
+    )
+    .default([]),
+});
+export type DefinitionFile = z.infer<typeof definitionFileSchema>;
+
+export interface Definition {
+  uuid: string;
+  parent: string;
+  type: string;
+  start: 'auto' | 'manual';
+  attrs: Array<[string, string]>;
+  /** Host path of the definition file. */
+  file: string;
+}
+
+export interface DefinitionProblem {
+  file: string;
+  problem: string;
+}
+
+/** The byte-exact file content mdevctl 1.2 writes for a definition. */
+export function formatDefinition(def: Pick<Definition, 'type' | 'start' | 'attrs'>): string {
+  const body: DefinitionFile = {
+    mdev_type: def.type,
+    start: def.start,
+    attrs: def.attrs.map(([k, v]) => ({ [k]: v })),
+  };
+  return JSON.stringify(body, null, 2);
+}
+
+export function parseDefinition(text: string): DefinitionFile {
+  return definitionFileSchema.parse(JSON.parse(text));
+}
+
+export function definitionPath(host: HostRoot, parent: string, uuid: string): string {
+  return path.join(host.path(HOST_PATHS.mdevctlConfig), parent, uuid);
+}
+
+/**
+ * Every definition, sorted by parent then UUID. A file that is not a valid definition is reported in
+ * `problems` and skipped (mdevctl aborts the whole listing; an operator is better served by the rest).
+ */
+export async function readDefinitions(host: HostRoot): Promise<{ definitions: Definition[]; problems: DefinitionProblem[] }> {
+  const base = host.path(HOST_PATHS.mdevctlConfig);
+  const definitions: Definition[] = [];
+  const problems: DefinitionProblem[] = [];
+  const parents = (await host.list(base)).filter((p) => p !== 'scripts.d');
+  await Promise.all(
+    parents.map(async (parent) => {
+      const dir = path.join(base, parent);
+      let stat;
+      try {
+        stat = await fs.stat(dir);
+      } catch (e) {
+        throw hostReadError(host, dir, e);
+      }
+      if (!stat.isDirectory()) return;
+      for (const name of await host.list(dir)) {
+        const file = path.join(dir, name);
+        const hostFile = host.hostPathOf(file);
+        const fstat = await fs.lstat(file);
+        if (!fstat.isFile()) {
+          if (fstat.isSymbolicLink()) problems.push({ file: hostFile, problem: 'is a symbolic link; definitions must be plain files' });
+          continue;
+        }
+        if (!isUuid(name)) {
+          problems.push({ file: hostFile, problem: 'file name is not a UUID' });
+          continue;
+        }
+        let parsed: DefinitionFile;
+        try {
+          parsed = parseDefinition(await fs.readFile(file, 'utf8'));
+        } catch (e) {
+          const why = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; ') : (e as Error).message;
+          problems.push({ file: hostFile, problem: `not a valid mdevctl definition (${why})` });
+          continue;
+        }
+        definitions.push({
+          uuid: name.toLowerCase(),
+          parent,
+          type: parsed.mdev_type,
+          start: parsed.start,
+          attrs: parsed.attrs.map((o) => Object.entries(o)[0] as [string, string]),
+          file: hostFile,
+        });
+      }
+    }),
+  );
+  definitions.sort((a, b) => (a.parent === b.parent ? (a.uuid < b.uuid ? -1 : 1) : a.parent < b.parent ? -1 : 1));
+  problems.sort((a, b) => (a.file < b.file ? -1 : 1));
+  return { definitions, problems };
+}

@@ -1,0 +1,204 @@
+/**
+ * Every path vgpuctl touches is built here, under one root directory (`/` on a real host, a temporary
+ * tree in tests and in the simulator). Nothing else in the code base joins a sysfs or /etc path by hand.
+ */
+import { promises as fs, constants as fsc } from 'node:fs';
+import path from 'node:path';
+import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
+
+/** Kernel and system locations, as absolute paths on the host (re-rooted by HostRoot.path). */
+export const HOST_PATHS = {
+  pciDevices: '/sys/bus/pci/devices',
+  pciDrivers: '/sys/bus/pci/drivers',
+  mdevBus: '/sys/class/mdev_bus',
+  mdevDevices: '/sys/bus/mdev/devices',
+  iommuGroups: '/sys/kernel/iommu_groups',
+  iommuClass: '/sys/class/iommu',
+  mdevctlConfig: '/etc/mdevctl.d',
+  libvirtConfig: '/etc/libvirt/qemu',
+  libvirtRun: '/run/libvirt/qemu',
+  systemdSystem: '/etc/systemd/system',
+  procCmdline: '/proc/cmdline',
+  procModules: '/proc/modules',
+  proc: '/proc',
+  run: '/run',
+} as const;
+
+const MAX_LINK_HOPS = 40; // the kernel's own limit for path resolution
+
+export class HostRoot {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  get isSystemRoot(): boolean {
+    return this.root === '/';
+  }
+
+  /** The real path of an absolute host path (`/sys/...`) under this root. */
+  path(hostPath: string): string {
+    if (!hostPath.startsWith('/')) throw new Error(`internal: host path must be absolute: ${hostPath}`);
+    return this.isSystemRoot ? hostPath : path.join(this.root, hostPath);
+  }
+
+  /** The host path (`/sys/...`) of a real path under this root. */
+  hostPathOf(realPath: string): string {
+    if (this.isSystemRoot) return realPath;
+    const rel = path.relative(this.root, realPath);
+    return rel === '' ? '/' : `/${rel}`;
+  }
+
+  /**
+   * Resolves symbolic links the way the host kernel would if this root were `/`: an absolute link target
+   * is taken from the root, never from the machine running vgpuctl. Returns a real path under the root.
+   */
+  async realpath(realPath: string): Promise<string> {
+    // Fast path: the OS resolves relative links (the kernel's sysfs uses only those); keep its answer
+    // when it stays inside the root, otherwise walk the links ourselves.
+    try {
+      const resolved = await fs.realpath(realPath);
+      if (this.isSystemRoot || resolved === this.root || resolved.startsWith(this.root + path.sep)) {
+        return resolved;
+      }
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT' && errnoOf(e) !== 'ELOOP') throw e;
+    }
+    return this.walkLinks(realPath);
+  }
+
+  private async walkLinks(realPath: string): Promise<string> {
+    const pending = this.hostPathOf(realPath).split('/').filter(Boolean);
+    const done: string[] = [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.shift()!;
+      if (part === '.') continue;
+      if (part === '..') {
+        done.pop();
+        continue;
+      }
+      const candidate = this.path('/' + [...done, part].join('/'));
+      let target: string | undefined;
+      try {
+        target = await fs.readlink(candidate);
+      } catch (e) {
+        const code = errnoOf(e);
+        if (code === 'EINVAL' || code === 'ENOENT') target = undefined;
+        else throw e;
+      }
+      if (target === undefined) {
+        done.push(part);
+        continue;
+      }
+      if (++hops > MAX_LINK_HOPS) {
+        throw new VgpuctlError('host-read', `too many levels of symbolic links at ${this.hostPathOf(candidate)}`);
+      }
+      const targetParts = target.split('/').filter(Boolean);
+      if (target.startsWith('/')) done.length = 0;
+      pending.unshift(...targetParts);
+    }
+    return this.path('/' + done.join('/'));
+  }
+
+  /** Basename of where a link points, or null when the link does not exist. */
+  async linkBasename(realPath: string): Promise<string | null> {
+    try {
+      const target = await fs.readlink(realPath);
+      return path.posix.basename(target);
+    } catch (e) {
+      const code = errnoOf(e);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      if (code === 'EINVAL') throw new VgpuctlError('host-read', `${this.hostPathOf(realPath)} should be a symbolic link but is not`);
+      throw hostReadError(this, realPath, e);
+    }
+  }
+
+  async exists(realPath: string): Promise<boolean> {
+    try {
+      await fs.access(realPath, fsc.F_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Directory entries, or [] when the directory does not exist. */
+  async list(realPath: string): Promise<string[]> {
+    try {
+      return (await fs.readdir(realPath)).sort();
+    } catch (e) {
+      const code = errnoOf(e);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+      throw hostReadError(this, realPath, e);
+    }
+  }
+
+  /** A sysfs attribute without its trailing newline; null when absent. */
+  async readAttr(realPath: string): Promise<string | null> {
+    try {
+      const text = await fs.readFile(realPath, 'utf8');
+      return text.replace(/\n+$/, '');
+    } catch (e) {
+      const code = errnoOf(e);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw hostReadError(this, realPath, e);
+    }
+  }
+
+  async readRequiredAttr(realPath: string): Promise<string> {
+    const value = await this.readAttr(realPath);
+    if (value === null) {
+      throw new VgpuctlError('host-read', `${this.hostPathOf(realPath)} is missing; the sysfs tree is incomplete`);
+    }
+    return value;
+  }
+
+  /** A decimal integer attribute (available_instances, sriov_numvfs, numa_node). */
+  async readIntAttr(realPath: string): Promise<number | null> {
+    const text = await this.readAttr(realPath);
+    if (text === null) return null;
+    const trimmed = text.trim();
+    if (!/^-?\d+$/.test(trimmed)) {
+      throw new VgpuctlError(
+        'host-read',
+        `cannot read ${this.hostPathOf(realPath)}: expected a whole number, found ${JSON.stringify(trimmed.slice(0, 40))}; ` +
+          'the file is garbled (check the driver, or the tree given with --root)',
+      );
+    }
+    return Number.parseInt(trimmed, 10);
+  }
+}
+
+export function hostReadError(host: HostRoot, realPath: string, cause: unknown): VgpuctlError {
+  const code = errnoOf(cause) ?? 'error';
+  const what =
+    code === 'EACCES' || code === 'EPERM'
+      ? 'permission denied (run as root)'
+      : code === 'EISDIR'
+        ? 'it is a directory, not a file'
+        : `${code}`;
+  return new VgpuctlError('host-read', `cannot read ${host.hostPathOf(realPath)}: ${what}`, { cause });
+}
+
+/** Checks that a --root directory looks like a host before anything reads it. */
+export async function openHostRoot(root: string): Promise<HostRoot> {
+  const host = new HostRoot(root);
+  let stat;
+  try {
+    stat = await fs.stat(host.root);
+  } catch {
+    throw new VgpuctlError('not-a-host-tree', `--root ${root} does not exist; give the directory that holds the host's sys/ and etc/`);
+  }
+  if (!stat.isDirectory()) {
+    throw new VgpuctlError('not-a-host-tree', `--root ${root} is not a directory`);
+  }
+  if (!host.isSystemRoot && !(await host.exists(host.path('/sys')))) {
+    throw new VgpuctlError(
+      'not-a-host-tree',
+      `--root ${root} is not a host tree: it has no sys/ directory (lay one out with 'vgpuctl sim init <fixture> ${root}')`,
+    );
+  }
+  return host;
+}

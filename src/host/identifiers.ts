@@ -1,0 +1,58 @@
+/**
+ * Validation of the identifiers an operator types: UUIDs, parent names, type ids, PCI addresses. Each
+ * is checked before any path is built from it, so `../` or `/` never reaches the file system.
+ */
+import { VgpuctlError } from '../errors/vgpuctl-error.js';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const FULL_PCI_RE = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
+const SHORT_PCI_RE = /^[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
+// Kernel device names of non-PCI parents (mtty, mdpy, mbochs, ccw/ap devices such as 0.0.0123).
+const DEVICE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+const TYPE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$/;
+
+export const isUuid = (s: string): boolean => UUID_RE.test(s.toLowerCase());
+export const isPciAddress = (s: string): boolean => FULL_PCI_RE.test(s);
+
+export function normalizeUuid(input: string): string {
+  const s = input.trim().toLowerCase();
+  if (!UUID_RE.test(s)) {
+    throw new VgpuctlError(
+      'invalid-input',
+      `${JSON.stringify(input)} is not a UUID; expected the form 334852fe-079b-11ee-9fc7-77463608f467 (generate one with uuidgen, or omit -u)`,
+    );
+  }
+  return s;
+}
+
+/**
+ * A parent as the operator writes it. PCI addresses are accepted in full (0000:82:00.0), short
+ * (82:00.0) or upper case and normalised to the kernel's spelling; other device names pass unchanged.
+ */
+export function normalizeParent(input: string): string {
+  const s = input.trim();
+  const lower = s.toLowerCase();
+  if (FULL_PCI_RE.test(lower)) return lower;
+  if (SHORT_PCI_RE.test(lower)) return `0000:${lower}`;
+  if (s.includes('/') || s.includes('\0') || s === '.' || s === '..' || !DEVICE_NAME_RE.test(s)) {
+    throw new VgpuctlError(
+      'invalid-input',
+      `${JSON.stringify(input)} is not a parent device name; give a PCI address such as 0000:82:00.0 (see 'vgpuctl types')`,
+    );
+  }
+  if (/^[0-9a-f]{1,4}(:[0-9a-f]{1,2}){1,2}(\.[0-9a-f]*)?$/i.test(s)) {
+    throw new VgpuctlError(
+      'invalid-input',
+      `${JSON.stringify(input)} is not a complete PCI address; write it as domain:bus:slot.function, e.g. 0000:82:00.0`,
+    );
+  }
+  return s;
+}
+
+export function validateTypeId(input: string): string {
+  const s = input.trim();
+  if (s.includes('/') || s === '.' || s === '..' || !TYPE_ID_RE.test(s)) {
+    throw new VgpuctlError('invalid-input', `${JSON.stringify(input)} is not an mdev type id; type ids look like nvidia-286 (see 'vgpuctl types')`);
+  }
+  return s;
+}

@@ -1,0 +1,218 @@
+/**
+ * The kernel's mdev semantics, applied to a host tree: what a write to a type's `create` or a device's
+ * `remove` does on a real host (mdev core plus NVIDIA's vGPU manager), including its refusals and their
+ * errno. All state lives in the tree in the kernel's layout, so any tree that copies a real host works.
+ *
+ * Capacity (available_instances) comes from the tree too: NVIDIA types carry framebuffer and
+ * max_instance in `description`; one time-sliced type per physical GPU; MIG-backed types share the GPU's
+ * seven compute slices; one vGPU per SR-IOV VF, VFs grouped by `physfn`. Types without those fields
+ * (the kernel's sample drivers) just count down and up.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
+import { isUuid } from '../host/identifiers.js';
+import { discoverActiveMdevs, discoverParents, type MdevParent, type MdevType } from '../host/mdev.js';
+import { errnoError } from '../host/sysfs-writer.js';
+import { TreeWriter } from './tree.js';
+
+const MIG_COMPUTE_SLICES = 7;
+const NVIDIA_MDEV_DRIVER = 'nvidia-vgpu-vfio';
+
+const isNvidiaType = (t: MdevType): boolean => t.profile !== null && t.parsedDescription.maxInstance !== null;
+
+/** Host path of the physical GPU a parent belongs to: the PF for a VF, the parent itself otherwise. */
+async function physicalKey(host: HostRoot, parent: MdevParent): Promise<string> {
+  const physfn = path.join(host.path(parent.sysfsPath), 'physfn');
+  if (await host.exists(physfn)) return host.hostPathOf(await host.realpath(physfn));
+  return parent.sysfsPath;
+}
+
+async function nextIommuGroup(host: HostRoot): Promise<number> {
+  const groups = (await host.list(host.path(HOST_PATHS.iommuGroups))).filter((g) => /^\d+$/.test(g)).map(Number);
+  return groups.length === 0 ? 0 : Math.max(...groups) + 1;
+}
+
+/** /sys/devices/... → the relative-depth-free host path of /sys (always /sys here). */
+const SYS = '/sys';
+
+/** Applies `echo <uuid> > <typeDir>/create`. typeDir is a host path. */
+export async function simulateCreate(host: HostRoot, typeDir: string, written: string): Promise<string> {
+  const uuid = written.trim().toLowerCase();
+  // mdev core: the buffer must be a UUID string (36 chars, optional newline) or it is EINVAL.
+  if (!isUuid(uuid) || written.replace(/\n$/, '').length !== 36) {
+    throw errnoError('EINVAL', `invalid UUID written to ${typeDir}/create`);
+  }
+  const realType = host.path(typeDir);
+  if (!(await host.exists(realType))) throw errnoError('ENOENT', `${typeDir} does not exist`);
+  const parentDir = path.posix.dirname(path.posix.dirname(typeDir));
+  const typeId = path.posix.basename(typeDir);
+
+  if (await host.exists(path.join(host.path(HOST_PATHS.mdevDevices), uuid))) {
+    throw errnoError('EEXIST', `an mdev with UUID ${uuid} already exists`);
+  }
+  const available = await host.readIntAttr(path.join(realType, 'available_instances'));
+  if (available === null || available <= 0) {
+    // mdev core returns EUSERS when no instance is left.
+    throw errnoError('EUSERS', `no available instances of ${typeId}`);
+  }
+
+  const tree = new TreeWriter(host);
+  const devDir = `${parentDir}/${uuid}`;
+  const group = await nextIommuGroup(host);
+  await tree.mkdir(devDir);
+  await tree.link(`${devDir}/mdev_type`, typeDir);
+  await tree.file(`${devDir}/remove`, '', 0o200);
+  await tree.file(`${devDir}/uevent`, `MDEV_TYPE=${typeId}\n`);
+  await tree.link(`${devDir}/subsystem`, `${SYS}/bus/mdev`);
+  await tree.link(`${devDir}/iommu_group`, `${SYS}/kernel/iommu_groups/${group}`);
+  await tree.link(`${SYS}/kernel/iommu_groups/${group}/devices/${uuid}`, devDir);
+  await tree.file(`${SYS}/kernel/iommu_groups/${group}/type`, 'DMA\n');
+  await tree.link(`${HOST_PATHS.mdevDevices}/${uuid}`, devDir);
+  await tree.link(`${typeDir}/devices/${uuid}`, devDir);
+  await tree.file(`/dev/vfio/${group}`, '', 0o600);
+  const typeName = await host.readAttr(path.join(realType, 'name'));
+  if (typeName !== null && /^(GRID|NVIDIA) /.test(typeName)) {
+    await tree.link(`${devDir}/driver`, `${SYS}/bus/mdev/drivers/${NVIDIA_MDEV_DRIVER}`);
+    await tree.mkdir(`${SYS}/bus/mdev/drivers/${NVIDIA_MDEV_DRIVER}`);
+    await tree.link(`${SYS}/bus/mdev/drivers/${NVIDIA_MDEV_DRIVER}/${uuid}`, devDir);
+  }
+  await recomputeCapacity(host, parentDir, { typeDir, delta: -1 });
+  return uuid;
+}
+
+/** Processes whose command line names the device: the kernel refuses to remove an open device. */
+async function deviceHeldBy(host: HostRoot, uuid: string): Promise<number | null> {
+  const procDir = host.path(HOST_PATHS.proc);
+  for (const pid of (await host.list(procDir)).filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmdline = await fs.readFile(path.join(procDir, pid, 'cmdline'), 'utf8');
+      if (cmdline.includes(`/sys/bus/mdev/devices/${uuid}`)) return Number(pid);
+    } catch {
+      /* gone */
+    }
+  }
+  return null;
+}
+
+/** Applies `echo 1 > <devDir>/remove`. devDir is a host path. */
+export async function simulateRemove(host: HostRoot, devDir: string, written: string): Promise<string> {
+  const uuid = path.posix.basename(devDir);
+  if (!/^\s*1\s*$/.test(written)) throw errnoError('EINVAL', `only "1" may be written to ${devDir}/remove`);
+  const realDev = host.path(devDir);
+  if (!(await host.exists(path.join(realDev, 'mdev_type')))) throw errnoError('ENODEV', `${devDir} is not an mdev`);
+  const holder = await deviceHeldBy(host, uuid);
+  if (holder !== null) throw errnoError('EBUSY', `mdev ${uuid} is open by process ${holder}`);
+
+  const typeDir = host.hostPathOf(await host.realpath(path.join(realDev, 'mdev_type')));
+  const group = await host.linkBasename(path.join(realDev, 'iommu_group'));
+  const parentDir = path.posix.dirname(devDir);
+  const tree = new TreeWriter(host);
+  await tree.remove(`${typeDir}/devices/${uuid}`);
+  await tree.remove(`${HOST_PATHS.mdevDevices}/${uuid}`);
+  await tree.remove(`${SYS}/bus/mdev/drivers/${NVIDIA_MDEV_DRIVER}/${uuid}`);
+  if (group !== null) {
+    await tree.remove(`${SYS}/kernel/iommu_groups/${group}`);
+    await tree.remove(`/dev/vfio/${group}`);
+  }
+  await tree.remove(devDir);
+  await recomputeCapacity(host, parentDir, { typeDir, delta: +1 });
+  return uuid;
+}
+
+/**
+ * Rewrites available_instances on every parent that shares the physical GPU of `parentDir`.
+ * `change` says which type just gained or lost a device, for types that only count.
+ */
+export async function recomputeCapacity(
+  host: HostRoot,
+  parentDir: string,
+  change: { typeDir: string; delta: number },
+): Promise<void> {
+  const parents = await discoverParents(host);
+  const active = await discoverActiveMdevs(host);
+  const changed = parents.find((p) => p.sysfsPath === parentDir);
+  if (!changed) return;
+  const key = await physicalKey(host, changed);
+  const keys = await Promise.all(parents.map((p) => physicalKey(host, p)));
+  const group = parents.filter((_, i) => keys[i] === key);
+  const groupNames = new Set(group.map((p) => p.name));
+  const onGpu = active.filter((d) => groupNames.has(d.parent));
+  const typeOf = (parent: string, id: string) => group.find((p) => p.name === parent)?.types.find((t) => t.id === id);
+  const devicesWithType = onGpu.map((d) => ({ device: d, type: typeOf(d.parent, d.type) }));
+
+  const usedSlices = devicesWithType.reduce((n, d) => n + (d.type?.profile?.migSlices ?? 0), 0);
+  const hasMig = devicesWithType.some((d) => d.type?.profile?.migSlices != null);
+  const timeSliced = new Set(devicesWithType.filter((d) => d.type && d.type.profile?.migSlices == null).map((d) => d.type!.id));
+
+  for (const parent of group) {
+    const isVf = await host.exists(path.join(host.path(parent.sysfsPath), 'physfn'));
+    const vfBusy = isVf && onGpu.some((d) => d.parent === parent.name);
+    for (const t of parent.types) {
+      let available: number;
+      if (!isNvidiaType(t)) {
+        if (t.sysfsPath !== change.typeDir) continue;
+        available = Math.max(0, t.availableInstances + change.delta);
+      } else if (vfBusy) {
+        available = 0;
+      } else {
+        const max = t.parsedDescription.maxInstance!;
+        const sameType = onGpu.filter((d) => d.type === t.id).length;
+        const slices = t.profile!.migSlices;
+        if (slices !== null) {
+          available = timeSliced.size > 0 ? 0 : Math.min(max - sameType, Math.floor((MIG_COMPUTE_SLICES - usedSlices) / slices));
+        } else {
+          const otherType = hasMig || [...timeSliced].some((id) => id !== t.id);
+          available = otherType ? 0 : max - sameType;
+        }
+        if (isVf) available = Math.min(available, 1);
+        available = Math.max(0, available);
+      }
+      await fs.writeFile(path.join(host.path(t.sysfsPath), 'available_instances'), `${available}\n`);
+    }
+  }
+}
+
+export interface SettleResult {
+  created: Array<{ uuid: string; type: string }>;
+  removed: string[];
+  refused: Array<{ file: string; written: string; errno: string; message: string }>;
+}
+
+/**
+ * Applies writes another program made in the tree (mdevctl in a chroot writes a UUID into `create` or
+ * `1` into `remove`): each pending write is carried out or refused, and the attribute is emptied again.
+ */
+export async function settle(host: HostRoot): Promise<SettleResult> {
+  const result: SettleResult = { created: [], removed: [], refused: [] };
+  const parents = await discoverParents(host);
+  for (const parent of parents) {
+    for (const t of parent.types) {
+      const file = path.join(host.path(t.sysfsPath), 'create');
+      const written = await host.readAttr(file);
+      if (!written) continue;
+      await fs.writeFile(file, '');
+      try {
+        const uuid = await simulateCreate(host, t.sysfsPath, written);
+        result.created.push({ uuid, type: t.id });
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        result.refused.push({ file: host.hostPathOf(file), written, errno: err.code ?? 'EIO', message: err.message });
+      }
+    }
+    const parentReal = host.path(parent.sysfsPath);
+    for (const entry of (await host.list(parentReal)).filter(isUuid)) {
+      const file = path.join(parentReal, entry, 'remove');
+      const written = await host.readAttr(file);
+      if (!written) continue;
+      await fs.writeFile(file, '');
+      try {
+        result.removed.push(await simulateRemove(host, `${parent.sysfsPath}/${entry}`, written));
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        result.refused.push({ file: host.hostPathOf(file), written, errno: err.code ?? 'EIO', message: err.message });
+      }
+    }
+  }
+  return result;
+}

@@ -1,0 +1,36 @@
+/**
+ * The simulator's SysfsWriter: the same writes the real path makes, with the kernel's reaction applied
+ * to the tree at once (see kernel.ts). Used when --simulate is given.
+ */
+import path from 'node:path';
+import { promises as fs, constants as fsc } from 'node:fs';
+import type { HostRoot } from '../host/host-root.js';
+import type { SysfsWriter } from '../host/sysfs-writer.js';
+import { simulateCreate, simulateRemove } from './kernel.js';
+
+export class SimulatedSysfsWriter implements SysfsWriter {
+  readonly simulated = true;
+
+  constructor(private readonly host: HostRoot) {}
+
+  async write(realPath: string, data: string): Promise<void> {
+    const hostPath = this.host.hostPathOf(realPath);
+    const name = path.posix.basename(hostPath);
+    const dir = path.posix.dirname(hostPath);
+    if (name === 'create' && path.posix.basename(path.posix.dirname(dir)) === 'mdev_supported_types') {
+      await simulateCreate(this.host, dir, data);
+      return;
+    }
+    if (name === 'remove' && (await this.host.exists(path.join(this.host.path(dir), 'mdev_type')))) {
+      await simulateRemove(this.host, dir, data);
+      return;
+    }
+    // Any other attribute: it must exist (sysfs has no O_CREAT); its content becomes what was written.
+    const handle = await fs.open(realPath, fsc.O_WRONLY | fsc.O_TRUNC);
+    try {
+      await handle.write(data);
+    } finally {
+      await handle.close();
+    }
+  }
+}
