@@ -30,7 +30,7 @@ export function normalizeUuid(input: string): string {
  * (82:00.0) or upper case and normalised to the kernel's spelling; other device names pass unchanged.
  */
 export function normalizeParent(input: string): string {
-  const s = input.trim();
+  const s = input;
   const lower = s.toLowerCase();
   if (FULL_PCI_RE.test(lower)) return lower;
   if (SHORT_PCI_RE.test(lower)) return `0000:${lower}`;

@@ -37,14 +37,16 @@ async function nextIommuGroup(host: HostRoot): Promise<number> {
 const SYS = '/sys';
 
 /** Applies `echo <uuid> > <typeDir>/create`. typeDir is a host path. */
-export async function simulateCreate(host: HostRoot, typeDir: string, written: string): Promise<string> {
+export async function simulateCreate(host: HostRoot, typeDirAsWritten: string, written: string): Promise<string> {
   const uuid = written.trim().toLowerCase();
   // mdev core: the buffer must be a UUID string (36 chars, optional newline) or it is EINVAL.
   if (!isUuid(uuid) || written.replace(/\n$/, '').length !== 36) {
-    throw errnoError('EINVAL', `invalid UUID written to ${typeDir}/create`);
+    throw errnoError('EINVAL', `invalid UUID written to ${typeDirAsWritten}/create`);
   }
-  const realType = host.path(typeDir);
-  if (!(await host.exists(realType))) throw errnoError('ENOENT', `${typeDir} does not exist`);
+  if (!(await host.exists(host.path(typeDirAsWritten)))) throw errnoError('ENOENT', `${typeDirAsWritten} does not exist`);
+  // The writer may have gone through /sys/class/mdev_bus links; the kernel works on the device itself.
+  const realType = await host.realpath(host.path(typeDirAsWritten));
+  const typeDir = host.hostPathOf(realType);
   const parentDir = path.posix.dirname(path.posix.dirname(typeDir));
   const typeId = path.posix.basename(typeDir);
 
@@ -96,11 +98,12 @@ async function deviceHeldBy(host: HostRoot, uuid: string): Promise<number | null
 }
 
 /** Applies `echo 1 > <devDir>/remove`. devDir is a host path. */
-export async function simulateRemove(host: HostRoot, devDir: string, written: string): Promise<string> {
-  const uuid = path.posix.basename(devDir);
-  if (!/^\s*1\s*$/.test(written)) throw errnoError('EINVAL', `only "1" may be written to ${devDir}/remove`);
-  const realDev = host.path(devDir);
-  if (!(await host.exists(path.join(realDev, 'mdev_type')))) throw errnoError('ENODEV', `${devDir} is not an mdev`);
+export async function simulateRemove(host: HostRoot, devDirAsWritten: string, written: string): Promise<string> {
+  const uuid = path.posix.basename(devDirAsWritten);
+  if (!/^\s*1\s*$/.test(written)) throw errnoError('EINVAL', `only "1" may be written to ${devDirAsWritten}/remove`);
+  if (!(await host.exists(path.join(host.path(devDirAsWritten), 'mdev_type')))) throw errnoError('ENODEV', `${devDirAsWritten} is not an mdev`);
+  const realDev = await host.realpath(host.path(devDirAsWritten));
+  const devDir = host.hostPathOf(realDev);
   const holder = await deviceHeldBy(host, uuid);
   if (holder !== null) throw errnoError('EBUSY', `mdev ${uuid} is open by process ${holder}`);
 
@@ -127,7 +130,7 @@ export async function simulateRemove(host: HostRoot, devDir: string, written: st
 export async function recomputeCapacity(
   host: HostRoot,
   parentDir: string,
-  change: { typeDir: string; delta: number },
+  change: { typeDir: string; delta: number } | null,
 ): Promise<void> {
   const parents = await discoverParents(host);
   const active = await discoverActiveMdevs(host);
@@ -151,7 +154,7 @@ export async function recomputeCapacity(
     for (const t of parent.types) {
       let available: number;
       if (!isNvidiaType(t)) {
-        if (t.sysfsPath !== change.typeDir) continue;
+        if (change === null || t.sysfsPath !== change.typeDir) continue;
         available = Math.max(0, t.availableInstances + change.delta);
       } else if (vfBusy) {
         available = 0;
@@ -170,6 +173,17 @@ export async function recomputeCapacity(
       }
       await fs.writeFile(path.join(host.path(t.sysfsPath), 'available_instances'), `${available}\n`);
     }
+  }
+}
+
+/** Sets available_instances of every NVIDIA type from the tree's current devices (after a layout). */
+export async function recomputeAllCapacity(host: HostRoot): Promise<void> {
+  const seen = new Set<string>();
+  for (const parent of await discoverParents(host)) {
+    const key = await physicalKey(host, parent);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    await recomputeCapacity(host, parent.sysfsPath, null);
   }
 }
 

@@ -11,7 +11,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { HOST_PATHS, HostRoot } from '../host/host-root.js';
 import { fixtureSpecSchema, type FixtureSpec, type PciDeviceSpec, type TypeSpec } from './fixture-spec.js';
 import { parseTypeDescription } from '../host/type-description.js';
-import { simulateCreate } from './kernel.js';
+import { recomputeAllCapacity, simulateCreate } from './kernel.js';
 import { TreeWriter } from './tree.js';
 
 export const FIXTURES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures');
@@ -209,6 +209,7 @@ class Layout {
     }
     for (const [rel, content] of Object.entries(this.spec.files)) await this.tree.file(`/${rel}`, content);
     for (const [rel, target] of Object.entries(this.spec.symlinks)) await this.tree.rawLink(`/${rel}`, target);
+    await recomputeAllCapacity(this.host);
     for (const m of this.spec.mdevs) {
       const parentLink = path.join(this.host.path(HOST_PATHS.mdevBus), m.parent);
       const parentDir = this.host.hostPathOf(await this.host.realpath(parentLink));

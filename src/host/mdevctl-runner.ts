@@ -1,0 +1,47 @@
+/**
+ * Runs the real mdevctl: directly on a real host (root /), or inside the tree of a simulated root through
+ * a private mount namespace and chroot (see chroot-runner.ts). Argument arrays only, with a time limit.
+ */
+import { execa } from 'execa';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import type { HostRoot } from './host-root.js';
+
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  command: string[];
+}
+
+const CHROOT_RUNNER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'chroot-runner.js');
+
+export interface MdevctlOptions {
+  /** mdevctl binary inside the root; env VGPUCTL_MDEVCTL overrides. */
+  binary?: string;
+  timeoutMs?: number;
+}
+
+export async function runMdevctl(host: HostRoot, args: string[], options: MdevctlOptions = {}): Promise<CommandResult> {
+  const binary = options.binary ?? process.env['VGPUCTL_MDEVCTL'] ?? 'mdevctl';
+  const command = host.isSystemRoot
+    ? [binary, ...args]
+    : ['unshare', '--mount', '--propagation', 'private', process.execPath, CHROOT_RUNNER, host.root, binary, ...args];
+  try {
+    const r = await execa(command[0]!, command.slice(1), {
+      reject: false,
+      timeout: options.timeoutMs ?? 30_000,
+      stdin: 'ignore',
+      stripFinalNewline: false,
+    });
+    if (r.failed && r.exitCode === undefined) {
+      const why = r.timedOut ? `timed out after ${options.timeoutMs ?? 30_000} ms` : r.shortMessage;
+      throw new VgpuctlError('command', `could not run mdevctl (${why}); is the mdevctl package installed?`);
+    }
+    return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr), command };
+  } catch (e) {
+    if (e instanceof VgpuctlError) throw e;
+    throw new VgpuctlError('command', `could not run mdevctl: ${(e as Error).message}`, { cause: e });
+  }
+}

@@ -1,0 +1,44 @@
+/** Temporary host trees laid out from fixtures, removed after each test file. */
+import { mkdtempSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll } from 'vitest';
+import type { HostRoot } from '../../src/host/host-root.js';
+import type { FixtureSpec } from '../../src/simulator/fixture-spec.js';
+import { fixtureSpecSchema } from '../../src/simulator/fixture-spec.js';
+import { layOutFixture, loadFixture } from '../../src/simulator/layout.js';
+
+const made: string[] = [];
+afterAll(async () => {
+  for (const d of made.splice(0)) await fs.rm(d, { recursive: true, force: true });
+});
+
+export function tempDir(prefix = 'vgpuctl-test-'): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
+/** Lays out a bundled fixture (by name) or an inline spec into a new temporary root. */
+export async function hostFrom(fixture: string | Partial<FixtureSpec>): Promise<HostRoot> {
+  const spec = typeof fixture === 'string' ? loadFixture(fixture) : fixtureSpecSchema.parse(fixture);
+  return layOutFixture(spec, path.join(tempDir(), 'root'));
+}
+
+/** Every file, link and its content or target under a root: to assert that nothing changed. */
+export async function snapshotTree(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      const rel = path.relative(root, p);
+      if (e.isSymbolicLink()) out.set(rel, `-> ${await fs.readlink(p)}`);
+      else if (e.isDirectory()) {
+        out.set(rel, 'dir');
+        await walk(p);
+      } else out.set(rel, await fs.readFile(p, 'utf8'));
+    }
+  };
+  await walk(root);
+  return out;
+}
