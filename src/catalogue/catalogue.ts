@@ -16,13 +16,18 @@ export class Catalogue {
   private readonly byBoard = new Map<string, Board>();
   private readonly byDeviceId = new Map<string, Board>();
   private readonly byProfile = new Map<string, { board: Board; profile: Profile }>();
+  private readonly byTypeId = new Map<string, { board: Board; profile: Profile } | null>();
 
   constructor(boards: Board[]) {
     this.boards = [...boards].sort((a, b) => a.board.localeCompare(b.board));
     for (const b of this.boards) {
       this.byBoard.set(b.board.toUpperCase(), b);
       for (const id of b.pci_device_ids) if (!this.byDeviceId.has(id)) this.byDeviceId.set(id, b);
-      for (const p of b.profiles) this.byProfile.set(p.name.toUpperCase(), { board: b, profile: p });
+      for (const p of b.profiles) {
+        this.byProfile.set(p.name.toUpperCase(), { board: b, profile: p });
+        // A type id claimed by two boards is ambiguous: remember that, answer nothing for it.
+        if (p.type_id !== undefined) this.byTypeId.set(p.type_id, this.byTypeId.has(p.type_id) ? null : { board: b, profile: p });
+      }
     }
   }
 
@@ -32,6 +37,11 @@ export class Catalogue {
 
   boardForDeviceId(deviceId: string): Board | undefined {
     return this.byDeviceId.get(deviceId.toLowerCase());
+  }
+
+  /** The profile a public type id stands for, when exactly one board claims it. */
+  profileByTypeId(typeId: string): { board: Board; profile: Profile } | undefined {
+    return this.byTypeId.get(typeId) ?? undefined;
   }
 
   profile(name: string): { board: Board; profile: Profile } | undefined {

@@ -252,7 +252,8 @@ export async function listDevices(
       uuid,
       parent,
       type,
-      profile: t?.profile?.profile ?? null,
+      // A definition whose parent is gone still names a type id; the catalogue says what it was.
+      profile: t?.profile?.profile ?? catalogue.profileByTypeId(type)?.profile.name ?? null,
       active: a !== null,
       defined: d !== undefined,
       autostart: d?.start === 'auto',

@@ -3,6 +3,7 @@
  * a private mount namespace and chroot (see chroot-runner.ts). Argument arrays only, with a time limit.
  */
 import { execa } from 'execa';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
@@ -15,7 +16,12 @@ export interface CommandResult {
   command: string[];
 }
 
-const CHROOT_RUNNER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'chroot-runner.js');
+// The runner is a separate compiled script (it must start inside the new namespace). From dist/ it sits
+// beside this module; from src/ (tests run the TypeScript) it is the build's copy.
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CHROOT_RUNNER = existsSync(path.join(here, 'chroot-runner.js'))
+  ? path.join(here, 'chroot-runner.js')
+  : path.resolve(here, '../../dist/host/chroot-runner.js');
 
 export interface MdevctlOptions {
   /** mdevctl binary inside the root; env VGPUCTL_MDEVCTL overrides. */
