@@ -37,7 +37,7 @@ export function makeCommandSetup(io: Io, env: NodeJS.ProcessEnv): CommandSetup {
     action: (fn) => async (...a) => {
       const { args, opts, command } = split(a);
       const globals = globalOptionsFrom(command.optsWithGlobals(), env);
-      const ctx = await makeContext(globals);
+      const ctx = await makeContext(globals, env);
       await fn(ctx, opts, args, globals);
     },
     offlineAction: (fn) => async (...a) => {

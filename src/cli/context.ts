@@ -8,6 +8,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { openHostRoot, type HostRoot } from '../host/host-root.js';
 import { KernelSysfsWriter, type SysfsWriter } from '../host/sysfs-writer.js';
 import { SimulatedSysfsWriter } from '../simulator/sim-writer.js';
+import { parseFaults } from '../simulator/faults.js';
 
 export const outputFormatSchema = z.enum(['table', 'json']);
 export type OutputFormat = z.infer<typeof outputFormatSchema>;
@@ -48,7 +49,7 @@ export function globalOptionsFrom(raw: Record<string, unknown>, env: NodeJS.Proc
   );
 }
 
-export async function makeContext(opts: GlobalOptions): Promise<Context> {
+export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv): Promise<Context> {
   const host = await openHostRoot(opts.root);
   if (opts.simulate && host.isSystemRoot) {
     throw new VgpuctlError(
@@ -58,7 +59,7 @@ export async function makeContext(opts: GlobalOptions): Promise<Context> {
   }
   return {
     host,
-    writer: opts.simulate ? new SimulatedSysfsWriter(host) : new KernelSysfsWriter(),
+    writer: opts.simulate ? new SimulatedSysfsWriter(host, parseFaults(env['VGPUCTL_SIM_FAULTS'])) : new KernelSysfsWriter(),
     catalogue: bundledCatalogue(),
     output: opts.output,
   };

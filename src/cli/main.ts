@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isVgpuctlError } from '../errors/vgpuctl-error.js';
 import { registerInventoryCommands } from './commands/inventory-commands.js';
 import { registerSimCommands } from './commands/sim-commands.js';
+import { registerLifecycleCommands } from './commands/lifecycle-commands.js';
 import { makeCommandSetup } from './command-setup.js';
 import { processIo, type Io } from './output.js';
 import { VERSION } from '../version.js';
@@ -27,6 +28,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv) {
     });
   program.configureHelp({ showGlobalOptions: true });
   registerInventoryCommands(program, setup);
+  registerLifecycleCommands(program, setup);
   registerSimCommands(program, setup);
   for (const c of program.commands) inherit(c, io);
   return { program, setup };

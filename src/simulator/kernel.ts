@@ -15,8 +15,8 @@ import { isUuid } from '../host/identifiers.js';
 import { discoverActiveMdevs, discoverParents, type MdevParent, type MdevType } from '../host/mdev.js';
 import { errnoError } from '../host/sysfs-writer.js';
 import { TreeWriter } from './tree.js';
+import { additionalFit, shapeOf } from '../rules/gpu-capacity.js';
 
-const MIG_COMPUTE_SLICES = 7;
 const NVIDIA_MDEV_DRIVER = 'nvidia-vgpu-vfio';
 
 const isNvidiaType = (t: MdevType): boolean => t.profile !== null && t.parsedDescription.maxInstance !== null;
@@ -144,9 +144,8 @@ export async function recomputeCapacity(
   const typeOf = (parent: string, id: string) => group.find((p) => p.name === parent)?.types.find((t) => t.id === id);
   const devicesWithType = onGpu.map((d) => ({ device: d, type: typeOf(d.parent, d.type) }));
 
-  const usedSlices = devicesWithType.reduce((n, d) => n + (d.type?.profile?.migSlices ?? 0), 0);
-  const hasMig = devicesWithType.some((d) => d.type?.profile?.migSlices != null);
-  const timeSliced = new Set(devicesWithType.filter((d) => d.type && d.type.profile?.migSlices == null).map((d) => d.type!.id));
+  // NVIDIA's older drivers, which the simulator models: one time-sliced type per physical GPU.
+  const existing = devicesWithType.filter((d) => d.type !== undefined && isNvidiaType(d.type)).map((d) => shapeOf(d.type!));
 
   for (const parent of group) {
     const isVf = await host.exists(path.join(host.path(parent.sysfsPath), 'physfn'));
@@ -159,17 +158,8 @@ export async function recomputeCapacity(
       } else if (vfBusy) {
         available = 0;
       } else {
-        const max = t.parsedDescription.maxInstance!;
-        const sameType = onGpu.filter((d) => d.type === t.id).length;
-        const slices = t.profile!.migSlices;
-        if (slices !== null) {
-          available = timeSliced.size > 0 ? 0 : Math.min(max - sameType, Math.floor((MIG_COMPUTE_SLICES - usedSlices) / slices));
-        } else {
-          const otherType = hasMig || [...timeSliced].some((id) => id !== t.id);
-          available = otherType ? 0 : max - sameType;
-        }
+        available = additionalFit(existing, shapeOf(t), 'same-type');
         if (isVf) available = Math.min(available, 1);
-        available = Math.max(0, available);
       }
       await fs.writeFile(path.join(host.path(t.sysfsPath), 'available_instances'), `${available}\n`);
     }

@@ -6,17 +6,35 @@ import path from 'node:path';
 import { promises as fs, constants as fsc } from 'node:fs';
 import type { HostRoot } from '../host/host-root.js';
 import type { SysfsWriter } from '../host/sysfs-writer.js';
+import { errnoError } from '../host/sysfs-writer.js';
+import type { Fault } from './faults.js';
 import { simulateCreate, simulateRemove } from './kernel.js';
 
 export class SimulatedSysfsWriter implements SysfsWriter {
   readonly simulated = true;
 
-  constructor(private readonly host: HostRoot) {}
+  private readonly counts = { create: 0, remove: 0, any: 0 };
+
+  constructor(
+    private readonly host: HostRoot,
+    private readonly faults: Fault[] = [],
+  ) {}
+
+  private injectFault(name: string): void {
+    this.counts.any++;
+    if (name === 'create' || name === 'remove') this.counts[name]++;
+    for (const f of this.faults) {
+      if ((f.target === 'any' || f.target === name) && this.counts[f.target] === f.nth) {
+        throw errnoError(f.errno, `injected fault: write #${f.nth} to ${f.target}`);
+      }
+    }
+  }
 
   async write(realPath: string, data: string): Promise<void> {
     const hostPath = this.host.hostPathOf(realPath);
     const name = path.posix.basename(hostPath);
     const dir = path.posix.dirname(hostPath);
+    this.injectFault(name);
     if (name === 'create' && path.posix.basename(path.posix.dirname(dir)) === 'mdev_supported_types') {
       await simulateCreate(this.host, dir, data);
       return;

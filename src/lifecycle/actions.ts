@@ -1,0 +1,166 @@
+/**
+ * Every change vgpuctl makes is first written down as an Action; a dry run prints them, a real run
+ * performs them in order. Each action carries its undo, so a failure at step k undoes steps k-1..1 and
+ * the error says what failed and what was undone.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import type { HostRoot } from '../host/host-root.js';
+import { runMdevctl } from '../host/mdevctl-runner.js';
+import type { SysfsWriter } from '../host/sysfs-writer.js';
+import { settle } from '../simulator/kernel.js';
+import { translateWriteError, type WriteContext } from './kernel-errors.js';
+
+export type Action =
+  | { kind: 'sysfs-write'; path: string; data: string; summary: string; ctx: WriteContext; undo?: Action }
+  | { kind: 'write-file'; path: string; content: string; summary: string; undo?: Action }
+  | { kind: 'remove-file'; path: string; summary: string; undo?: Action }
+  | { kind: 'write-link'; path: string; target: string; summary: string; undo?: Action }
+  | { kind: 'mdevctl'; args: string[]; summary: string; ctx: WriteContext; undo?: Action };
+
+/** The JSON form of an action for --dry-run and reports (host paths, exact data). */
+export function describeAction(a: Action): Record<string, unknown> {
+  return { ...describeFields(a), line: actionLine(a) };
+}
+
+function describeFields(a: Action): Record<string, unknown> {
+  switch (a.kind) {
+    case 'sysfs-write':
+      return { kind: a.kind, path: a.path, data: a.data, summary: a.summary };
+    case 'write-file':
+      return { kind: a.kind, path: a.path, content: a.content, summary: a.summary };
+    case 'remove-file':
+      return { kind: a.kind, path: a.path, summary: a.summary };
+    case 'write-link':
+      return { kind: a.kind, path: a.path, target: a.target, summary: a.summary };
+    case 'mdevctl':
+      return { kind: 'command', argv: ['mdevctl', ...a.args], summary: a.summary };
+  }
+}
+
+export function actionLine(a: Action): string {
+  switch (a.kind) {
+    case 'sysfs-write':
+      return `echo ${a.data} > ${a.path}`;
+    case 'write-file':
+      return `write ${a.path}`;
+    case 'remove-file':
+      return `rm ${a.path}`;
+    case 'write-link':
+      return `ln -s ${a.target} ${a.path}`;
+    case 'mdevctl':
+      return `mdevctl ${a.args.join(' ')}`;
+  }
+}
+
+export interface Executor {
+  host: HostRoot;
+  writer: SysfsWriter;
+}
+
+/** Writes a file the way an operator's tools expect: temporary file in the same directory, then rename. */
+export async function writeFileAtomic(realPath: string, content: string): Promise<void> {
+  await fs.mkdir(path.dirname(realPath), { recursive: true, mode: 0o755 });
+  const tmp = path.join(path.dirname(realPath), `.${path.basename(realPath)}.vgpuctl-${process.pid}.tmp`);
+  const handle = await fs.open(tmp, 'wx', 0o644);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fs.rename(tmp, realPath);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+async function perform(ex: Executor, a: Action): Promise<void> {
+  switch (a.kind) {
+    case 'sysfs-write':
+      try {
+        await ex.writer.write(ex.host.path(a.path), a.data);
+      } catch (e) {
+        throw translateWriteError(e, a.ctx);
+      }
+      return;
+    case 'write-file':
+      try {
+        await writeFileAtomic(ex.host.path(a.path), a.content);
+      } catch (e) {
+        throw new VgpuctlError('refused', `cannot write ${a.path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+      }
+      return;
+    case 'remove-file':
+      try {
+        await fs.rm(ex.host.path(a.path));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw new VgpuctlError('refused', `cannot remove ${a.path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+      }
+      return;
+    case 'write-link':
+      try {
+        const real = ex.host.path(a.path);
+        await fs.mkdir(path.dirname(real), { recursive: true });
+        await fs.symlink(a.target, real);
+      } catch (e) {
+        throw new VgpuctlError('refused', `cannot create link ${a.path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+      }
+      return;
+    case 'mdevctl': {
+      const r = await runMdevctl(ex.host, a.args);
+      if (r.exitCode !== 0) {
+        const msg = r.stderr.trim().replace(/^Error:\s*/i, '') || `exit code ${r.exitCode}`;
+        throw new VgpuctlError('command', `mdevctl ${a.args.join(' ')} failed: ${msg}`, { details: { exitCode: r.exitCode } });
+      }
+      if (ex.writer.simulated) {
+        // mdevctl wrote into the simulated tree: let the simulated kernel react, as a real one would at once.
+        const s = await settle(ex.host);
+        const refusal = s.refused[0];
+        if (refusal) throw translateWriteError(Object.assign(new Error(refusal.message), { code: refusal.errno }), a.ctx);
+      }
+      return;
+    }
+  }
+}
+
+export interface RunResult {
+  done: Action[];
+}
+
+/**
+ * Performs the actions in order. On a failure, undoes what was done (newest first) and throws one error
+ * that names the failed step and the undone ones.
+ */
+export async function runActions(ex: Executor, actions: Action[]): Promise<RunResult> {
+  const done: Action[] = [];
+  for (const a of actions) {
+    try {
+      await perform(ex, a);
+      done.push(a);
+    } catch (e) {
+      const undone: string[] = [];
+      const undoFailed: string[] = [];
+      for (const d of [...done].reverse()) {
+        if (!d.undo) continue;
+        try {
+          await perform(ex, d.undo);
+          undone.push(d.undo.summary);
+        } catch (ue) {
+          undoFailed.push(`${d.undo.summary} (${(ue as Error).message})`);
+        }
+      }
+      const base = e instanceof VgpuctlError ? e : new VgpuctlError('internal', String((e as Error)?.message ?? e), { cause: e });
+      const parts = [base.message];
+      if (undone.length > 0) parts.push(`undone: ${undone.join('; ')}`);
+      if (undoFailed.length > 0) parts.push(`could not undo: ${undoFailed.join('; ')} — run the command again or 'vgpuctl list --all' to see what is left`);
+      if (done.length === 0) parts.push('nothing was changed');
+      throw new VgpuctlError(base.code, parts.join('. '), { cause: e, details: { ...base.details, failed: a.summary, undone, undoFailed } });
+    }
+  }
+  return { done };
+}
