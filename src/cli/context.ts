@@ -32,7 +32,8 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const where = issue.path.length > 0 ? `--${String(issue.path[0])}` : what;
+  // Options reach us camelCased by commander (lockTimeout); name them as the operator typed them.
+  const where = issue.path.length > 0 ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : what;
   throw new VgpuctlError('usage', `invalid ${where}: ${issue.message}`);
 }
 

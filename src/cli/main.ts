@@ -7,6 +7,7 @@ import { isVgpuctlError } from '../errors/vgpuctl-error.js';
 import { registerInventoryCommands } from './commands/inventory-commands.js';
 import { registerSimCommands } from './commands/sim-commands.js';
 import { registerLifecycleCommands } from './commands/lifecycle-commands.js';
+import { registerPlanCommands } from './commands/plan-commands.js';
 import { makeCommandSetup } from './command-setup.js';
 import { processIo, type Io } from './output.js';
 import { VERSION } from '../version.js';
@@ -29,6 +30,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv) {
   program.configureHelp({ showGlobalOptions: true });
   registerInventoryCommands(program, setup);
   registerLifecycleCommands(program, setup);
+  registerPlanCommands(program, setup);
   registerSimCommands(program, setup);
   for (const c of program.commands) inherit(c, io);
   return { program, setup };

@@ -119,8 +119,11 @@ async function perform(ex: Executor, a: Action): Promise<void> {
       }
       if (ex.writer.simulated) {
         // mdevctl wrote into the simulated tree: let the simulated kernel react, as a real one would at once.
+        // Only a refusal of this action's own write fails it (a UUID written to a `create`, or `1` to this
+        // device's `remove`); writes another program left pending are applied or refused on their own.
         const s = await settle(ex.host);
-        const refusal = s.refused[0];
+        const uuid = a.ctx.uuid;
+        const refusal = uuid === undefined ? undefined : s.refused.find((r) => r.written.trim().toLowerCase() === uuid || path.posix.basename(path.posix.dirname(r.file)) === uuid);
         if (refusal) throw translateWriteError(Object.assign(new Error(refusal.message), { code: refusal.errno }), a.ctx);
       }
       return;

@@ -48,9 +48,10 @@ export async function destroyDevice(lc: LifecycleContext, req: DestroyRequest): 
             ? { kind: 'write-link', path: u.path, target: u.target ?? '', summary: `restore ${u.path}` }
             : { kind: 'write-file', path: u.path, content: u.content ?? '', summary: `restore ${u.path}` },
       });
-      notes.push(`removed ${u.path}`);
+      // A dry run removes nothing: say what it would remove.
+      notes.push(`${lc.dryRun ? 'would remove' : 'removed'} ${u.path}`);
     }
-    if (mine.length > 0) notes.push("run 'systemctl daemon-reload' so systemd forgets the removed unit");
+    if (mine.length > 0 && !lc.dryRun) notes.push("run 'systemctl daemon-reload' so systemd forgets the removed unit");
     return {
       actions,
       notes,

@@ -43,9 +43,18 @@ export async function acquireHostLock(host: HostRoot, options: { timeoutMs?: num
           // Remove the lock only while it is still ours.
           const text = await fs.readFile(file, 'utf8').catch(() => '');
           if (text.split('\n')[0] === String(process.pid)) await fs.rm(file, { force: true });
+          // Leave no trace of a run: drop the lock directory when it is empty (a refused command then
+          // leaves the host byte for byte as it was). A contender that loses its directory this way
+          // sees ENOENT below and makes it again.
+          await fs.rmdir(path.dirname(file)).catch(() => undefined);
         },
       };
     } catch (e) {
+      if (errnoOf(e) === 'ENOENT') {
+        // The directory was removed by a run that just released the lock: make it again and retry.
+        await fs.mkdir(path.dirname(file), { recursive: true });
+        continue;
+      }
       if (errnoOf(e) !== 'EEXIST') throw new VgpuctlError('refused', `cannot create the lock ${host.hostPathOf(file)}: ${errnoOf(e) ?? e}`);
     }
     const text = await fs.readFile(file, 'utf8').catch(() => null);

@@ -17,6 +17,9 @@ export interface VgpuShape {
   migSlices: number | null;
 }
 
+/** An NVIDIA vGPU type: a profile in its name and a max_instance in its description. */
+export const isNvidiaVgpuType = (t: MdevType): boolean => t.profile !== null && t.parsedDescription.maxInstance !== null;
+
 export const shapeOf = (t: MdevType): VgpuShape => ({
   typeId: t.id,
   framebufferMib: t.parsedDescription.framebufferMib,

@@ -10,7 +10,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { MdevParent, MdevType } from '../host/mdev.js';
 import { activeOnGpu, findTypeOn, type HostState, type PhysicalGpu } from '../lifecycle/host-state.js';
 import { usageOf } from './device-users.js';
-import { additionalFit, placementConflict, shapeOf } from './gpu-capacity.js';
+import { additionalFit, isNvidiaVgpuType, placementConflict, shapeOf } from './gpu-capacity.js';
 import { noParentOffers, parentsOffering, selectorLabel, typeOnParent, type TypeSelector } from './type-resolution.js';
 
 export interface PlacementRequest {
@@ -42,24 +42,33 @@ export function typeUsage(state: HostState, gpu: PhysicalGpu, type: MdevType): {
   const same = activeOnGpu(state, gpu).filter((d) => d.type === type.id);
   const vms = new Set<string>();
   for (const d of same) {
-    const u = usageOf(state.users, d.uuid);
-    for (const r of u.running) vms.add(r.replace(/^domain /, ''));
-    for (const n of u.inactiveDomains) vms.add(`${n} (off)`);
+    // One name per VM: a running guest shows up both as its libvirt domain and as its qemu process.
+    const domains = state.users.domains.get(d.uuid) ?? [];
+    const running = new Set(domains.filter((x) => x.running).map((x) => x.name));
+    for (const n of running) vms.add(n);
+    for (const q of state.users.qemu.get(d.uuid) ?? []) vms.add(q.name ?? `qemu pid ${q.pid}`);
+    for (const n of usageOf(state.users, d.uuid).inactiveDomains) if (!running.has(n)) vms.add(`${n} (off)`);
   }
   return { inUse: same.length, max: type.parsedDescription.maxInstance, vms: [...vms] };
 }
 
 function slotsOnGpu(state: HostState, catalogue: Catalogue, gpu: PhysicalGpu, offers: Array<{ parent: MdevParent; type: MdevType }>): GpuSlots {
   const active = activeOnGpu(state, gpu);
-  const existing = active.map((d) => findTypeOn(state, d.parent, d.type)).filter((t): t is MdevType => t !== undefined).map(shapeOf);
+  // NVIDIA's placement model covers NVIDIA vGPU types only; other drivers' types (the kernel's mtty, mdpy,
+  // mbochs samples, s390 devices) have no such rule: their available_instances is the whole answer.
+  const existing = active
+    .map((d) => findTypeOn(state, d.parent, d.type))
+    .filter((t): t is MdevType => t !== undefined && isNvidiaVgpuType(t))
+    .map(shapeOf);
   const type = offers[0]!.type;
   const shape = shapeOf(type);
   const placement = placementOf(catalogue, gpu);
   const holdsType = active.some((d) => d.type === type.id);
   const base = { gpu, holdsType, empty: active.length === 0 };
-  const conflict = placementConflict(existing, shape, placement);
+  const nvidia = isNvidiaVgpuType(type);
+  const conflict = nvidia ? placementConflict(existing, shape, placement) : null;
   if (conflict !== null) return { ...base, slots: [], reason: conflict };
-  const modelFit = additionalFit(existing, shape, placement);
+  const modelFit = nvidia ? additionalFit(existing, shape, placement) : Number.POSITIVE_INFINITY;
   if (gpu.sriov) {
     const busy = new Set(active.map((d) => d.parent));
     const free = offers.filter((o) => !busy.has(o.parent.name) && o.type.availableInstances > 0);

@@ -37,8 +37,10 @@ export function typeOnParent(parent: MdevParent, s: TypeSelector, allParents: Md
       : s.kind === 'profile' && !catalogue.profile(s.profile)
         ? ` ${JSON.stringify(s.profile)} is not a known vGPU profile (see 'vgpuctl profiles').`
         : '';
+  // A name that is no profile at all is bad input (exit 2), as it is without -p (noParentOffers).
+  const unknownProfile = elsewhere.length === 0 && s.kind === 'profile' && !catalogue.profile(s.profile);
   throw new VgpuctlError(
-    'not-found',
+    unknownProfile ? 'invalid-input' : 'not-found',
     `${parent.name} does not offer ${selectorLabel(s)}.${hint} ${parent.name} offers: ${offered.slice(0, 30).join(', ') || 'no types'}${offered.length > 30 ? ', …' : ''}.`,
   );
 }

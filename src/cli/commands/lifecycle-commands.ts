@@ -18,7 +18,7 @@ import type { CommandSetup } from '../command-setup.js';
 const common = {
   dryRun: z.boolean().default(false),
   backend: backendSchema.default('sysfs'),
-  lockTimeout: z.coerce.number().positive().max(3600).default(10),
+  lockTimeout: z.coerce.number({ error: 'must be a number of seconds' }).positive().max(3600).default(10),
 };
 
 function lifecycleContext(ctx: Context, io: Io, opts: { dryRun: boolean; backend: 'sysfs' | 'mdevctl'; lockTimeout: number }): LifecycleContext {
@@ -94,7 +94,7 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
             type: z.string().optional(),
             profile: z.string().optional(),
             parent: z.string().optional(),
-            count: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(1024, 'must be at most 1024').optional(),
+            count: z.coerce.number({ error: 'must be a whole number' }).int('must be a whole number').min(1, 'must be at least 1').max(1024, 'must be at most 1024').optional(),
             uuid: z.array(z.string()).optional(),
             spread: z.boolean().default(false),
             define: z.boolean().default(false),

@@ -1,0 +1,212 @@
+/**
+ * plan / apply / assert. apply writes an intent journal before its first change and removes it after the
+ * last; a run that finds a journal knows the previous apply was interrupted, removes the devices that run
+ * created and the current plan does not hold, and converges like any other run.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import type { HostRoot } from '../host/host-root.js';
+import { describeAction, runActions, writeFileAtomic, type Action } from '../lifecycle/actions.js';
+import { makeBackend } from '../lifecycle/backends.js';
+import { readHostState, findTypeOn, type HostState } from '../lifecycle/host-state.js';
+import { withHostLock } from '../lifecycle/lock.js';
+import type { LifecycleContext } from '../lifecycle/operation.js';
+import { usageOf } from '../rules/device-users.js';
+import { placementOf, typeUsage } from '../rules/placement.js';
+import { additionalFit, shapeOf } from '../rules/gpu-capacity.js';
+import { converge, hostNamespace, type Convergence, type HostDevice } from './converge.js';
+import type { Plan } from './plan-file.js';
+
+export const JOURNAL_PATH = '/var/lib/vgpuctl/apply-journal.json';
+
+const journalSchema = z.object({
+  pid: z.number().int(),
+  started: z.string(),
+  creates: z.array(z.object({ uuid: z.string(), parent: z.string(), type: z.string() })),
+});
+type Journal = z.infer<typeof journalSchema>;
+
+export interface PlanReport {
+  changed: boolean;
+  dry_run: boolean;
+  namespace: string;
+  devices: Array<{ uuid: string; parent: string; type: string; profile: string | null; autostart: boolean; entry: number; gpu: string; adopted: boolean; needs: string[] }>;
+  changes: Array<{ action: string; uuid: string; parent: string; type: string }>;
+  unplanned: Array<{ uuid: string; parent: string; type: string; active: boolean; defined: boolean; in_use: string[]; reason: string; pruned: boolean }>;
+  capacity: Array<{ parent: string; type: string; profile: string | null; available_after: number | null }>;
+  interrupted_previous: boolean;
+  actions: Array<Record<string, unknown>>;
+}
+
+async function namespaceFor(host: HostRoot, plan: Plan): Promise<string> {
+  if (plan.uuid_namespace) return plan.uuid_namespace;
+  const machineId = await host.readAttr(host.path('/etc/machine-id'));
+  return hostNamespace(machineId);
+}
+
+async function readJournal(host: HostRoot): Promise<Journal | null> {
+  const text = await host.readAttr(host.path(JOURNAL_PATH));
+  if (text === null) return null;
+  try {
+    return journalSchema.parse(JSON.parse(text));
+  } catch {
+    // A journal cut short by a crash: it still says a previous apply was interrupted.
+    return { pid: 0, started: 'unknown', creates: [] };
+  }
+}
+
+function changesOf(c: Convergence, leaked: HostDevice[]): PlanReport['changes'] {
+  const out: PlanReport['changes'] = [];
+  for (const d of [...c.prune, ...leaked]) {
+    if (d.active) out.push({ action: 'remove', uuid: d.uuid, parent: d.parent, type: d.type });
+    if (d.definition) out.push({ action: 'undefine', uuid: d.uuid, parent: d.parent, type: d.type });
+  }
+  for (const d of c.devices) for (const n of d.needs) out.push({ action: n, uuid: d.uuid, parent: d.parent, type: d.type });
+  return out;
+}
+
+function actionsOf(lc: LifecycleContext, state: HostState, c: Convergence, leaked: HostDevice[], contents: Map<string, string>): Action[] {
+  const backend = makeBackend(lc.backend, lc.host);
+  const actions: Action[] = [];
+  for (const d of [...leaked, ...c.prune]) {
+    const profile = findTypeOn(state, d.parent, d.type)?.profile?.profile ?? null;
+    if (d.active) actions.push(backend.remove({ uuid: d.uuid, parent: d.parent, type: d.type, profile }));
+    if (d.definition) actions.push(backend.undefine(d.definition, contents.get(d.definition.file) ?? ''));
+  }
+  for (const d of c.devices) {
+    const spec = { uuid: d.uuid, parent: d.parent, type: d.type, profile: d.profile };
+    const start = d.autostart ? 'auto' : 'manual';
+    const t = findTypeOn(state, d.parent, d.type);
+    const usage = t ? typeUsage(state, state.gpuOfParent.get(d.parent)!, t) : undefined;
+    for (const n of d.needs) {
+      if (n === 'create') actions.push(backend.create(spec, { usage }));
+      if (n === 'start') actions.push(...backend.start(d.existing!.definition!, d.profile, { usage }));
+      if (n === 'define') actions.push(...backend.define({ ...spec, start, attrs: [] }, null, null));
+      if (n === 'set-start') actions.push(backend.setStart(d.existing!.definition!, contents.get(d.existing!.definition!.file) ?? '', start));
+    }
+  }
+  return actions;
+}
+
+function capacityAfter(lc: LifecycleContext, state: HostState, c: Convergence): PlanReport['capacity'] {
+  const out: PlanReport['capacity'] = [];
+  const seen = new Set<string>();
+  const prunedUuids = new Set(c.prune.map((d) => d.uuid));
+  for (const d of c.devices) {
+    const key = `${d.gpu}/${d.type}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const gpu = state.gpuOfParent.get(d.parent);
+    const t = findTypeOn(state, d.parent, d.type);
+    if (!gpu || !t) continue;
+    const names = new Set(gpu.parents.map((p) => p.name));
+    // What the GPU carries after the plan: planned devices plus unplanned ones that stay.
+    const after = [
+      ...c.devices.filter((x) => x.gpu === gpu.key),
+      ...c.unplanned.filter((u) => names.has(u.parent) && !prunedUuids.has(u.uuid)),
+    ];
+    const shapes = after.map((x) => findTypeOn(state, x.parent, x.type)).filter((x): x is NonNullable<typeof x> => x !== undefined).map(shapeOf);
+    let free = additionalFit(shapes, shapeOf(t), placementOf(lc.catalogue, gpu));
+    if (gpu.sriov) free = Math.min(free, gpu.parents.filter((p) => !after.some((x) => x.parent === p.name) && p.types.some((y) => y.id === t.id)).length);
+    out.push({ parent: gpu.key, type: d.type, profile: d.profile, available_after: Number.isFinite(free) ? free : null });
+  }
+  return out;
+}
+
+async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, journal: Journal | null) {
+  const state = await readHostState(lc.host);
+  const namespace = await namespaceFor(lc.host, plan);
+  const c = converge(state, lc.catalogue, plan, { namespace, prune });
+  if (c.problems.length > 0) {
+    throw new VgpuctlError('refused', `the plan cannot be met on this host, nothing was changed:\n  - ${c.problems.join('\n  - ')}`, { details: { problems: c.problems } });
+  }
+  // Devices an interrupted apply created that the current plan does not hold: take them back.
+  const plannedUuids = new Set(c.devices.map((d) => d.uuid));
+  const pruning = new Set(c.prune.map((d) => d.uuid));
+  const leaked = (journal?.creates ?? [])
+    .map((j) => c.unplanned.find((u) => u.uuid === j.uuid))
+    .filter((u): u is NonNullable<typeof u> => u !== undefined && !plannedUuids.has(u.uuid) && !pruning.has(u.uuid) && usageOf(state.users, u.uuid).running.length === 0);
+  const contents = new Map<string, string>();
+  for (const d of state.definitions) contents.set(d.file, await fs.readFile(lc.host.path(d.file), 'utf8').catch(() => ''));
+  const actions = actionsOf(lc, state, c, leaked, contents);
+  const changes = changesOf(c, leaked);
+  const prunedSet = new Set([...c.prune, ...leaked].map((d) => d.uuid));
+  const report: PlanReport = {
+    changed: actions.length > 0,
+    dry_run: true,
+    namespace,
+    devices: c.devices.map((d) => ({ uuid: d.uuid, parent: d.parent, type: d.type, profile: d.profile, autostart: d.autostart, entry: d.entry, gpu: d.gpu, adopted: d.adopted, needs: d.needs })),
+    changes,
+    unplanned: c.unplanned.map((u) => ({ uuid: u.uuid, parent: u.parent, type: u.type, active: u.active, defined: u.definition !== null, in_use: u.in_use, reason: u.reason, pruned: prunedSet.has(u.uuid) })),
+    capacity: capacityAfter(lc, state, c),
+    interrupted_previous: journal !== null,
+    actions: actions.map(describeAction),
+  };
+  return { report, actions, c };
+}
+
+/** What apply would do; changes nothing. */
+export async function planChanges(lc: LifecycleContext, plan: Plan, prune: boolean): Promise<PlanReport> {
+  const journal = await readJournal(lc.host);
+  return (await computeReport(lc, plan, prune, journal)).report;
+}
+
+export async function applyPlan(lc: LifecycleContext, plan: Plan, prune: boolean): Promise<PlanReport> {
+  if (lc.dryRun) return planChanges(lc, plan, prune);
+  return withHostLock(
+    lc.host,
+    { timeoutMs: lc.lockTimeoutMs, command: 'apply', onTakeover: (pid) => lc.warn(`took over the lock of vgpuctl pid ${pid}, which is no longer running`) },
+    async () => {
+      const journal = await readJournal(lc.host);
+      if (journal) lc.warn(`a previous apply (pid ${journal.pid}, started ${journal.started}) was interrupted; converging from the state it left`);
+      const { report, actions } = await computeReport(lc, plan, prune, journal);
+      report.dry_run = false;
+      if (actions.length === 0) {
+        if (journal) await fs.rm(lc.host.path(JOURNAL_PATH), { force: true });
+        return report;
+      }
+      const entry: Journal = {
+        pid: process.pid,
+        started: new Date().toISOString(),
+        // Everything this run may create, plus what an interrupted run had announced and not yet cleaned.
+        creates: [
+          ...(journal?.creates ?? []),
+          ...report.changes.filter((ch) => ch.action === 'create').map((ch) => ({ uuid: ch.uuid, parent: ch.parent, type: ch.type })),
+        ],
+      };
+      const journalFile = lc.host.path(JOURNAL_PATH);
+      await fs.mkdir(path.dirname(journalFile), { recursive: true });
+      await writeFileAtomic(journalFile, JSON.stringify(entry, null, 2));
+      try {
+        await runActions({ host: lc.host, writer: lc.writer }, actions);
+      } catch (e) {
+        // Rolled back completely: nothing of this run is left, so no journal either. Otherwise keep it, so
+        // the next run takes back what this one made.
+        const undoFailed = (e as VgpuctlError).details?.['undoFailed'];
+        if (Array.isArray(undoFailed) && undoFailed.length === 0) await fs.rm(journalFile, { force: true });
+        throw e;
+      }
+      await fs.rm(journalFile, { force: true });
+      return report;
+    },
+  );
+}
+
+export interface AssertReport {
+  matches: boolean;
+  differences: PlanReport['changes'];
+  unplanned: PlanReport['unplanned'];
+}
+
+export async function assertPlan(lc: LifecycleContext, plan: Plan): Promise<AssertReport> {
+  const state = await readHostState(lc.host);
+  const c = converge(state, lc.catalogue, plan, { namespace: await namespaceFor(lc.host, plan), prune: false });
+  const differences = c.problems.length > 0 ? c.problems.map((p) => ({ action: 'unmet', uuid: '', parent: '', type: p })) : changesOf(c, []);
+  return {
+    matches: differences.length === 0,
+    differences,
+    unplanned: c.unplanned.map((u) => ({ uuid: u.uuid, parent: u.parent, type: u.type, active: u.active, defined: u.definition !== null, in_use: u.in_use, reason: u.reason, pruned: false })),
+  };
+}

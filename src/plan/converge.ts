@@ -1,0 +1,252 @@
+/**
+ * From a plan and the host as it is to the changes that make the host match: which devices to keep, adopt,
+ * start, define, create and (with --prune) remove. Every rule is checked for the whole plan before the
+ * first write; a plan that cannot be met is refused whole, with every reason.
+ *
+ * Devices are identified by deterministic UUIDs (UUIDv5 of the host namespace, the parent and the slot
+ * index), so a re-apply after a reboot recreates the UUIDs that nova and libvirt already name. Devices of
+ * the right type already on the right GPU are adopted, not recreated.
+ */
+import { v5 as uuidv5 } from 'uuid';
+import type { Catalogue } from '../catalogue/catalogue.js';
+import type { Definition } from '../host/definitions.js';
+import type { MdevParent, MdevType } from '../host/mdev.js';
+import { findTypeOn, type HostState, type PhysicalGpu } from '../lifecycle/host-state.js';
+import { usageOf } from '../rules/device-users.js';
+import { additionalFit, placementConflict, shapeOf, type VgpuShape } from '../rules/gpu-capacity.js';
+import { placementOf } from '../rules/placement.js';
+import { typeMatches, type TypeSelector } from '../rules/type-resolution.js';
+import type { GpuEntry, Plan } from './plan-file.js';
+
+/** Namespace under which vgpuctl derives host namespaces (a fixed, random v4 UUID). */
+export const VGPUCTL_NAMESPACE = '6c1c0a8e-6f0d-4c65-9a3e-7f4b0f3e2d51';
+
+export const hostNamespace = (machineId: string | null): string => uuidv5(machineId?.trim() || 'vgpuctl-default-host', VGPUCTL_NAMESPACE);
+
+export const slotUuid = (namespace: string, parent: string, index: number): string => uuidv5(`${parent}#${index}`, namespace);
+
+/** One device as the host has it: active, defined, or both. */
+export interface HostDevice {
+  uuid: string;
+  parent: string;
+  type: string;
+  active: boolean;
+  definition: Definition | null;
+}
+
+export interface PlannedDevice {
+  uuid: string;
+  parent: string;
+  type: string;
+  profile: string | null;
+  autostart: boolean;
+  entry: number;
+  /** The physical GPU (PF address) the device belongs to. */
+  gpu: string;
+  /** What is needed: nothing, create, start (defined but not active), define or modify (start mode). */
+  needs: Array<'create' | 'start' | 'define' | 'set-start'>;
+  adopted: boolean;
+  existing: HostDevice | null;
+}
+
+export interface Convergence {
+  namespace: string;
+  devices: PlannedDevice[];
+  /** Devices on planned GPUs or elsewhere that the plan does not hold. */
+  unplanned: Array<HostDevice & { in_use: string[]; removable: boolean; reason: string }>;
+  /** Devices --prune removes (unplanned, not in use). */
+  prune: HostDevice[];
+  problems: string[];
+}
+
+export function hostDevices(state: HostState): HostDevice[] {
+  const out = new Map<string, HostDevice>();
+  for (const a of state.active) out.set(a.uuid, { uuid: a.uuid, parent: a.parent, type: a.type, active: true, definition: null });
+  for (const d of state.definitions) {
+    const cur = out.get(d.uuid);
+    if (cur && cur.parent === d.parent) cur.definition = d;
+    else if (!cur) out.set(d.uuid, { uuid: d.uuid, parent: d.parent, type: d.type, active: false, definition: d });
+  }
+  return [...out.values()].sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+}
+
+function boardOf(catalogue: Catalogue, gpu: PhysicalGpu): string | null {
+  for (const p of gpu.parents) for (const t of p.types) if (t.profile) return t.profile.board;
+  return gpu.deviceId ? catalogue.boardForDeviceId(gpu.deviceId)?.board ?? null : null;
+}
+
+function selectGpus(state: HostState, catalogue: Catalogue, entry: GpuEntry, sel: TypeSelector, problems: string[], label: string): PhysicalGpu[] {
+  const s = entry.select;
+  const sorted = [...state.gpus].sort((a, b) => (a.key < b.key ? -1 : 1));
+  if ('address' in s || 'pf' in s) {
+    const addr = 'address' in s ? s.address : s.pf;
+    const gpu = sorted.find((g) => g.key === addr);
+    if (!gpu) {
+      const ofVf = state.gpuOfParent.get(addr);
+      problems.push(
+        ofVf && ofVf.key !== addr
+          ? `${label}: ${addr} is a virtual function of ${ofVf.key}; select the GPU with { pf: "${ofVf.key}" }`
+          : `${label}: ${addr} is not a vGPU-capable GPU on this host (vgpuctl gpus)`,
+      );
+      return [];
+    }
+    if ('pf' in s && !gpu.sriov) problems.push(`${label}: ${addr} is not an SR-IOV GPU; select it with { address: "${addr}" }`);
+    return [gpu];
+  }
+  const matching = 'board' in s ? sorted.filter((g) => boardOf(catalogue, g)?.toUpperCase() === s.board.toUpperCase()) : sorted.filter((g) => g.parents.some((p) => p.types.some((t) => typeMatches(t, sel))));
+  if (matching.length === 0) problems.push(`${label}: ${'board' in s ? `no ${s.board} GPU` : 'no GPU offering it'} on this host`);
+  return matching;
+}
+
+const selectorOf = (e: GpuEntry): TypeSelector => (e.type !== undefined ? { kind: 'type', type: e.type } : { kind: 'profile', profile: e.profile! });
+
+interface GpuWork {
+  gpu: PhysicalGpu;
+  entries: Array<{ index: number; entry: GpuEntry; type: MdevType; count: number }>;
+}
+
+export function converge(state: HostState, catalogue: Catalogue, plan: Plan, options: { namespace: string; prune: boolean }): Convergence {
+  const problems: string[] = [];
+  const work = new Map<string, GpuWork>();
+  for (const [index, entry] of plan.gpus.entries()) {
+    const sel = selectorOf(entry);
+    const label = `gpus[${index}] (${entry.profile ?? entry.type})`;
+    for (const gpu of selectGpus(state, catalogue, entry, sel, problems, label)) {
+      const offered = gpu.parents.map((p) => p.types.find((t) => typeMatches(t, sel))).find((t) => t !== undefined);
+      if (!offered) {
+        const profiles = [...new Set(gpu.parents.flatMap((p) => p.types.map((t) => t.profile?.profile ?? t.id)))];
+        problems.push(`${label}: ${gpu.key} does not offer it (it offers ${profiles.slice(0, 12).join(', ')}${profiles.length > 12 ? ', …' : ''})`);
+        continue;
+      }
+      const offering = gpu.parents.filter((p) => p.types.some((t) => t.id === offered.id));
+      const maxFit = gpu.sriov ? Math.min(offered.parsedDescription.maxInstance ?? offering.length, offering.length) : offered.parsedDescription.maxInstance ?? offered.availableInstances;
+      const count = entry.count === 'max' ? maxFit : entry.count;
+      const w = work.get(gpu.key) ?? { gpu, entries: [] };
+      if (w.entries.some((e) => e.type.id === offered.id)) {
+        problems.push(`${label}: ${gpu.key} is already given ${offered.id} by another entry; merge the two entries`);
+        continue;
+      }
+      w.entries.push({ index, entry, type: offered, count });
+      work.set(gpu.key, w);
+    }
+  }
+
+  const devices = hostDevices(state);
+  const planned: PlannedDevice[] = [];
+  const claimed = new Set<string>();
+  const plannedGpus = new Set(work.keys());
+
+  for (const w of [...work.values()].sort((a, b) => (a.gpu.key < b.gpu.key ? -1 : 1))) {
+    const parentNames = new Set(w.gpu.parents.map((p) => p.name));
+    const onGpu = devices.filter((d) => parentNames.has(d.parent));
+    for (const e of w.entries) {
+      const autostart = e.entry.autostart ?? plan.defaults.autostart;
+      const profile = e.type.profile?.profile ?? null;
+      const explicit = e.entry.uuids ?? [];
+      // Wanted UUIDs per slot: explicit ones first, then deterministic ones.
+      const slots: Array<{ uuid: string; parent: string | null }> = [];
+      for (let i = 0; i < e.count; i++) {
+        const parentForName = w.gpu.sriov ? null : w.gpu.parents[0]!.name;
+        slots.push({ uuid: explicit[i] ?? '', parent: parentForName });
+      }
+      // 1. devices already carrying a wanted explicit UUID, 2. other devices of the type on the GPU (adopted).
+      const candidates = onGpu.filter((d) => d.type === e.type.id && !claimed.has(d.uuid));
+      const assigned: Array<HostDevice | null> = slots.map((s) => (s.uuid ? candidates.find((c) => c.uuid === s.uuid) ?? null : null));
+      for (const a of assigned) if (a) claimed.add(a.uuid);
+      for (let i = 0; i < slots.length; i++) {
+        if (assigned[i] || slots[i]!.uuid) continue;
+        const adopt = candidates.filter((c) => !claimed.has(c.uuid)).sort((a, b) => Number(b.active) - Number(a.active) || (a.uuid < b.uuid ? -1 : 1))[0];
+        if (adopt) {
+          assigned[i] = adopt;
+          claimed.add(adopt.uuid);
+        }
+      }
+      for (let i = 0; i < slots.length; i++) {
+        const dev = assigned[i] ?? null;
+        const needs: PlannedDevice['needs'] = [];
+        if (dev) {
+          if (!dev.active) needs.push('start');
+          if (!dev.definition) needs.push('define');
+          else if ((dev.definition.start === 'auto') !== autostart) needs.push('set-start');
+          planned.push({ uuid: dev.uuid, parent: dev.parent, type: e.type.id, profile, autostart, entry: e.index, gpu: w.gpu.key, needs, adopted: !slots[i]!.uuid, existing: dev });
+        } else {
+          planned.push({ uuid: slots[i]!.uuid, parent: slots[i]!.parent ?? '', type: e.type.id, profile, autostart, entry: e.index, gpu: w.gpu.key, needs: ['create', 'define'], adopted: false, existing: null });
+        }
+      }
+    }
+  }
+
+  // Devices the plan does not hold.
+  const plannedUuids = new Set(planned.filter((p) => p.existing).map((p) => p.uuid));
+  const unplanned = devices
+    .filter((d) => !plannedUuids.has(d.uuid))
+    .map((d) => {
+      const u = usageOf(state.users, d.uuid);
+      const inUse = [...u.running, ...u.inactiveDomains.map((n) => `domain ${n} (off)`)];
+      const gpu = state.gpuOfParent.get(d.parent);
+      const onPlanned = gpu !== undefined && plannedGpus.has(gpu.key);
+      return { ...d, in_use: inUse, removable: inUse.length === 0, reason: onPlanned ? `on ${gpu!.key}, which the plan manages` : 'on a GPU the plan does not manage' };
+    });
+  const prune = options.prune ? unplanned.filter((d) => d.removable && d.active).map((d) => d as HostDevice) : [];
+  const pruneDefs = options.prune ? unplanned.filter((d) => d.removable && !d.active) : [];
+  const pruned = new Set([...prune, ...pruneDefs].map((d) => d.uuid));
+
+  // Capacity and placement, per GPU, with what stays and what is added.
+  for (const w of work.values()) {
+    const parentNames = new Set(w.gpu.parents.map((p) => p.name));
+    const staying = [
+      ...planned.filter((p) => p.existing && parentNames.has(p.parent)).map((p) => ({ uuid: p.uuid, parent: p.parent, type: p.type })),
+      ...unplanned.filter((d) => parentNames.has(d.parent) && !pruned.has(d.uuid) && (d.active || d.definition)).map((d) => ({ uuid: d.uuid, parent: d.parent, type: d.type })),
+    ];
+    const shapes: VgpuShape[] = staying.map((s) => findTypeOn(state, s.parent, s.type)).filter((t): t is MdevType => t !== undefined).map(shapeOf);
+    const placement = placementOf(catalogue, w.gpu);
+    const busyParents = new Set(staying.map((s) => s.parent));
+    const news = planned.filter((p) => !p.existing && p.gpu === w.gpu.key);
+    for (const n of news) {
+      const t = w.entries.find((e) => e.index === n.entry)!.type;
+      const shape = shapeOf(t);
+      const conflict = placementConflict(shapes, shape, placement);
+      if (conflict) {
+        const blockers = unplanned.filter((d) => parentNames.has(d.parent) && !pruned.has(d.uuid));
+        const hint = blockers.length > 0 ? (options.prune ? ` (in use, cannot be pruned: ${blockers.map((b) => `${b.uuid} by ${b.in_use.join(', ')}`).join('; ')})` : '; run with --prune to remove the devices the plan does not hold') : '';
+        problems.push(`gpus[${n.entry}] (${n.profile ?? n.type}): ${w.gpu.key}: ${conflict}${hint}`);
+        break;
+      }
+      if (additionalFit(shapes, shape, placement) < 1) {
+        problems.push(`gpus[${n.entry}] (${n.profile ?? n.type}): ${w.gpu.key} has no room for another ${n.profile ?? n.type} (${shapes.filter((s) => s.typeId === t.id).length} of ${t.parsedDescription.maxInstance ?? '?'} already planned or present)`);
+        break;
+      }
+      if (w.gpu.sriov) {
+        const vf = w.gpu.parents.find((p: MdevParent) => !busyParents.has(p.name) && p.types.some((x) => x.id === t.id));
+        if (!vf) {
+          problems.push(`gpus[${n.entry}] (${n.profile ?? n.type}): ${w.gpu.key} has no free virtual function left for it`);
+          break;
+        }
+        n.parent = vf.name;
+        busyParents.add(vf.name);
+      }
+      shapes.push(shape);
+    }
+  }
+
+  // Deterministic UUIDs for new devices, now that every new device has its parent.
+  const perParent = new Map<string, number>();
+  for (const p of planned) {
+    const idx = perParent.get(p.parent) ?? 0;
+    perParent.set(p.parent, idx + 1);
+    if (!p.existing && !p.uuid) p.uuid = slotUuid(options.namespace, p.parent, idx);
+  }
+  const seen = new Map<string, PlannedDevice>();
+  for (const p of planned) {
+    const other = seen.get(p.uuid);
+    if (other) problems.push(`gpus[${p.entry}]: UUID ${p.uuid} is planned twice (also by gpus[${other.entry}])`);
+    seen.set(p.uuid, p);
+    if (!p.existing) {
+      const taken = devices.find((d) => d.uuid === p.uuid && !pruned.has(d.uuid));
+      if (taken) problems.push(`gpus[${p.entry}]: UUID ${p.uuid} is already used by ${taken.type} on ${taken.parent}`);
+    }
+  }
+  return { namespace: options.namespace, devices: planned, unplanned, prune: [...prune, ...pruneDefs], problems };
+}
+
+export const isConverged = (c: Convergence): boolean => c.devices.every((d) => d.needs.length === 0);

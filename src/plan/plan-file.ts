@@ -1,0 +1,106 @@
+/**
+ * The plan file: what a hypervisor should carry, in YAML or JSON, validated strictly (unknown keys are
+ * errors) with messages that name the line and the field.
+ *
+ *   version: 1
+ *   defaults: { autostart: true }
+ *   gpus:
+ *     - select: { address: "0000:82:00.0" }   # or { board: P40 } | { pf: "0000:21:00.0" } | { all: true }
+ *       profile: P40-12C                      # or type: nvidia-286
+ *       count: 2                              # or max
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
+import { z } from 'zod';
+import { VgpuctlError } from '../errors/vgpuctl-error.js';
+
+const pciAddress = z
+  .string()
+  .transform((s) => (/^[0-9a-fA-F]{2}:[0-1][0-9a-fA-F]\.[0-7]$/.test(s) ? `0000:${s}` : s).toLowerCase())
+  .pipe(z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/, 'expected a PCI address like 0000:82:00.0'));
+
+export const selectSchema = z.union([
+  z.object({ address: pciAddress }).strict(),
+  z.object({ pf: pciAddress }).strict(),
+  z.object({ board: z.string().regex(/^[A-Za-z0-9]+$/, 'expected a board name like P40 or A100D') }).strict(),
+  z.object({ all: z.literal(true) }).strict(),
+], { error: 'select must be one of { address: ... }, { pf: ... }, { board: ... }, { all: true }' });
+export type GpuSelect = z.infer<typeof selectSchema>;
+
+const uuidSchema = z
+  .string()
+  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'expected a UUID')
+  .transform((s) => s.toLowerCase());
+
+export const gpuEntrySchema = z
+  .object({
+    select: selectSchema,
+    profile: z.string().regex(/^[A-Za-z0-9]+-(?:\d+-)?\d+[ABCQabcq][A-Za-z0-9]*$/, 'expected a vGPU profile like P40-12C').optional(),
+    type: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$/, 'expected an mdev type id like nvidia-286').optional(),
+    count: z.union([z.number().int().min(1, 'must be at least 1').max(1024), z.literal('max')]),
+    autostart: z.boolean().optional(),
+    /** Explicit UUIDs, slot by slot (per selected GPU in address order); the rest are derived. */
+    uuids: z.array(uuidSchema).optional(),
+  })
+  .strict()
+  .refine((e) => (e.profile === undefined) !== (e.type === undefined), { message: 'give exactly one of profile or type' });
+export type GpuEntry = z.infer<typeof gpuEntrySchema>;
+
+export const planSchema = z
+  .object({
+    version: z.literal(1, { message: 'version must be 1' }),
+    /** Namespace of the deterministic UUIDs; default: derived from /etc/machine-id. */
+    uuid_namespace: uuidSchema.optional(),
+    defaults: z.object({ autostart: z.boolean().default(true) }).strict().default({ autostart: true }),
+    gpus: z.array(gpuEntrySchema).min(1, 'a plan needs at least one gpus entry'),
+  })
+  .strict();
+export type Plan = z.infer<typeof planSchema>;
+
+/** Line of the YAML node at a zod issue path, for messages such as "plan.yaml:7: gpus.0.count: …". */
+function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, pathParts: PropertyKey[]): number | null {
+  let node: Node | null | undefined = doc.contents as Node | null;
+  let found: Node | null = node ?? null;
+  for (const key of pathParts) {
+    if (isMap(node)) {
+      const pair: { key: unknown; value: unknown } | undefined = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === key);
+      node = (pair?.value as Node | undefined) ?? (pair?.key as Node | undefined);
+    } else if (isSeq(node) && typeof key === 'number') {
+      node = node.items[key] as Node | undefined;
+    } else break;
+    if (node?.range) found = node;
+  }
+  const offset = found?.range?.[0];
+  return offset === undefined ? null : counter.linePos(offset).line;
+}
+
+export function parsePlanText(text: string, source: string, schema: z.ZodType = planSchema): unknown {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const line = e.linePos?.[0]?.line;
+    throw new VgpuctlError('invalid-input', `${source}${line ? `:${line}` : ''}: not valid YAML or JSON: ${e.message.split('\n')[0]}`);
+  }
+  const data = doc.toJS();
+  const r = schema.safeParse(data);
+  if (!r.success) {
+    const msgs = r.error.issues.map((i) => {
+      const line = lineOf(doc, counter, i.path);
+      const field = i.path.length > 0 ? i.path.join('.') : '(top level)';
+      return `${source}${line ? `:${line}` : ''}: ${field}: ${i.message}`;
+    });
+    throw new VgpuctlError('invalid-input', `invalid plan: ${msgs.join('; ')}`);
+  }
+  return r.data;
+}
+
+export function loadPlanFile(file: string): Plan {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new VgpuctlError('invalid-input', `cannot read plan ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  return parsePlanText(text, file) as Plan;
+}
