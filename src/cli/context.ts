@@ -8,7 +8,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { openHostRoot, type HostRoot } from '../host/host-root.js';
 import { KernelSysfsWriter, type SysfsWriter } from '../host/sysfs-writer.js';
 import { SimulatedSysfsWriter } from '../simulator/sim-writer.js';
-import { parseFaults } from '../simulator/faults.js';
+import { parseCrashAfter, parseFaults } from '../simulator/faults.js';
 
 export const outputFormatSchema = z.enum(['table', 'json']);
 export type OutputFormat = z.infer<typeof outputFormatSchema>;
@@ -60,7 +60,7 @@ export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv): 
   }
   return {
     host,
-    writer: opts.simulate ? new SimulatedSysfsWriter(host, parseFaults(env['VGPUCTL_SIM_FAULTS'])) : new KernelSysfsWriter(),
+    writer: opts.simulate ? new SimulatedSysfsWriter(host, parseFaults(env['VGPUCTL_SIM_FAULTS']), parseCrashAfter(env['VGPUCTL_SIM_CRASH_AFTER'])) : new KernelSysfsWriter(),
     catalogue: bundledCatalogue(),
     output: opts.output,
   };

@@ -3,6 +3,7 @@
  * The lock file holds the owner's pid; a lock whose owner is dead (killed -9, a crash) is taken over with
  * a warning; a live owner makes us wait a bounded time and then fail with its pid.
  */
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
@@ -27,16 +28,41 @@ const alive = (pid: number): boolean => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Puts the lock file in place with its content in one step: the pid is written to a private file that is
+ * then hard-linked to the lock path (link fails with EEXIST while a lock exists). A contender therefore
+ * never reads a lock file without its pid, which it would take for a stale lock and take over. The lock
+ * directory may vanish under us (a run that releases the last lock removes it): then make it again.
+ * Returns false when another lock is in place.
+ */
+async function createLockFile(host: HostRoot, file: string, content: string): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    const own = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
+    try {
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(own, content, { flag: 'wx', mode: 0o644 });
+      try {
+        await fs.link(own, file);
+        return true;
+      } catch (e) {
+        if (errnoOf(e) === 'EEXIST') return false;
+        throw e;
+      } finally {
+        await fs.rm(own, { force: true });
+      }
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT' && attempt < 100) continue;
+      throw new VgpuctlError('refused', `cannot create the lock ${host.hostPathOf(file)}: ${errnoOf(e) ?? e}`, { cause: e });
+    }
+  }
+}
+
 export async function acquireHostLock(host: HostRoot, options: { timeoutMs?: number; command?: string } = {}): Promise<HostLock> {
   const file = host.path(LOCK_PATH);
-  await fs.mkdir(path.dirname(file), { recursive: true });
   const deadline = Date.now() + (options.timeoutMs ?? 10_000);
   let tookOverFrom: number | null = null;
   for (;;) {
-    try {
-      const handle = await fs.open(file, 'wx', 0o644);
-      await handle.writeFile(`${process.pid}\n${options.command ?? 'vgpuctl'}\n`);
-      await handle.close();
+    if (await createLockFile(host, file, `${process.pid}\n${options.command ?? 'vgpuctl'}\n`)) {
       return {
         tookOverFrom,
         release: async () => {
@@ -44,18 +70,11 @@ export async function acquireHostLock(host: HostRoot, options: { timeoutMs?: num
           const text = await fs.readFile(file, 'utf8').catch(() => '');
           if (text.split('\n')[0] === String(process.pid)) await fs.rm(file, { force: true });
           // Leave no trace of a run: drop the lock directory when it is empty (a refused command then
-          // leaves the host byte for byte as it was). A contender that loses its directory this way
-          // sees ENOENT below and makes it again.
+          // leaves the host byte for byte as it was). It is not empty while anyone else holds or is
+          // taking the lock; createLockFile makes it again when needed.
           await fs.rmdir(path.dirname(file)).catch(() => undefined);
         },
       };
-    } catch (e) {
-      if (errnoOf(e) === 'ENOENT') {
-        // The directory was removed by a run that just released the lock: make it again and retry.
-        await fs.mkdir(path.dirname(file), { recursive: true });
-        continue;
-      }
-      if (errnoOf(e) !== 'EEXIST') throw new VgpuctlError('refused', `cannot create the lock ${host.hostPathOf(file)}: ${errnoOf(e) ?? e}`);
     }
     const text = await fs.readFile(file, 'utf8').catch(() => null);
     if (text === null) continue; // released meanwhile

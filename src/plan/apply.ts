@@ -153,6 +153,21 @@ export async function planChanges(lc: LifecycleContext, plan: Plan, prune: boole
   return (await computeReport(lc, plan, prune, journal)).report;
 }
 
+/**
+ * At boot the GPUs' parents appear some time after the NVIDIA services start (SR-IOV VFs last): wait, a
+ * bounded time, until the plan's GPUs are all there, instead of StackHPC's fixed sleeps.
+ */
+export async function waitForParents(lc: LifecycleContext, plan: Plan, seconds: number): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  const namespace = await namespaceFor(lc.host, plan);
+  for (;;) {
+    const c = converge(await readHostState(lc.host), lc.catalogue, plan, { namespace, prune: false });
+    const missing = c.problems.filter((p) => /not a vGPU-capable GPU|no GPU offering|no .* GPU on this host|does not offer|no free virtual function/.test(p));
+    if (missing.length === 0 || Date.now() >= deadline) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export async function applyPlan(lc: LifecycleContext, plan: Plan, prune: boolean): Promise<PlanReport> {
   if (lc.dryRun) return planChanges(lc, plan, prune);
   return withHostLock(

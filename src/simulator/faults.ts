@@ -24,3 +24,11 @@ export function parseFaults(spec: string | undefined): Fault[] {
     return r.data;
   });
 }
+
+/** VGPUCTL_SIM_CRASH_AFTER=n: the process kills itself (SIGKILL) right after its n-th simulated write. */
+export function parseCrashAfter(spec: string | undefined): number | null {
+  if (spec === undefined || spec === '') return null;
+  const r = z.coerce.number().int().positive().safeParse(spec);
+  if (!r.success) throw new VgpuctlError('usage', `VGPUCTL_SIM_CRASH_AFTER must be a positive whole number, not ${JSON.stringify(spec)}`);
+  return r.data;
+}

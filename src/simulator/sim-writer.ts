@@ -18,7 +18,13 @@ export class SimulatedSysfsWriter implements SysfsWriter {
   constructor(
     private readonly host: HostRoot,
     private readonly faults: Fault[] = [],
+    /** Crash tests: SIGKILL this process right after the n-th write (VGPUCTL_SIM_CRASH_AFTER). */
+    private readonly crashAfter: number | null = null,
   ) {}
+
+  private maybeCrash(): void {
+    if (this.crashAfter !== null && this.counts.any === this.crashAfter) process.kill(process.pid, 'SIGKILL');
+  }
 
   private injectFault(name: string): void {
     this.counts.any++;
@@ -37,11 +43,11 @@ export class SimulatedSysfsWriter implements SysfsWriter {
     this.injectFault(name);
     if (name === 'create' && path.posix.basename(path.posix.dirname(dir)) === 'mdev_supported_types') {
       await simulateCreate(this.host, dir, data);
-      return;
+      return this.maybeCrash();
     }
     if (name === 'remove' && (await this.host.exists(path.join(this.host.path(dir), 'mdev_type')))) {
       await simulateRemove(this.host, dir, data);
-      return;
+      return this.maybeCrash();
     }
     // Any other attribute: it must exist (sysfs has no O_CREAT); its content becomes what was written.
     const handle = await fs.open(realPath, fsc.O_WRONLY | fsc.O_TRUNC);
@@ -50,5 +56,6 @@ export class SimulatedSysfsWriter implements SysfsWriter {
     } finally {
       await handle.close();
     }
+    this.maybeCrash();
   }
 }

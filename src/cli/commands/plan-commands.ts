@@ -1,12 +1,14 @@
 /** plan, apply, assert: declarative host plans. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
 import { backendSchema } from '../../lifecycle/backends.js';
 import { readHostState } from '../../lifecycle/host-state.js';
 import type { LifecycleContext } from '../../lifecycle/operation.js';
-import { applyPlan, assertPlan, planChanges, type PlanReport } from '../../plan/apply.js';
+import { applyPlan, assertPlan, planChanges, waitForParents, type PlanReport } from '../../plan/apply.js';
+import { migrateUnits, planToYaml } from '../../plan/migrate-units.js';
+import { writeFileAtomic } from '../../lifecycle/actions.js';
 import { fromStackhpc, fromVgpuDeviceManager, importFormatSchema } from '../../plan/imports.js';
 import { loadPlanFile, planSchema, type Plan } from '../../plan/plan-file.js';
 import { parseInput, type Context } from '../context.js';
@@ -21,6 +23,7 @@ const planOptions = z.object({
   dryRun: z.boolean().default(false),
   backend: backendSchema.default('sysfs'),
   lockTimeout: z.coerce.number().positive().max(3600).default(10),
+  waitForParents: z.coerce.number().min(0).max(3600).default(0),
 });
 type PlanOptions = z.infer<typeof planOptions>;
 
@@ -78,7 +81,8 @@ function withPlanOptions(cmd: Command, changing: boolean): Command {
       .option('--prune', 'also remove mdevs the plan does not hold (never one in use)')
       .option('--dry-run', 'print the changes and the exact writes, change nothing')
       .option('--backend <backend>', 'sysfs or mdevctl', 'sysfs')
-      .option('--lock-timeout <seconds>', 'how long to wait for another vgpuctl run', '10');
+      .option('--lock-timeout <seconds>', 'how long to wait for another vgpuctl run', '10')
+      .option('--wait-for-parents <seconds>', "at boot: wait up to this long for the plan's GPUs and VFs to appear", '0');
   }
   return cmd;
 }
@@ -102,7 +106,10 @@ export function registerPlanCommands(program: Command, setup: CommandSetup): voi
     .action(
       setup.action(async (ctx, raw) => {
         const o = parseInput(planOptions, raw, 'option');
-        const r = await applyPlan(lc(ctx, io, o), await readPlan(ctx, o), o.prune);
+        const plan = await readPlan(ctx, o);
+        const l = lc(ctx, io, o);
+        if (o.waitForParents > 0) await waitForParents(l, plan, o.waitForParents);
+        const r = await applyPlan(l, plan, o.prune);
         if (ctx.output === 'json') printJson(io, r);
         else printReport(io, r, 'apply');
       }),
@@ -121,4 +128,25 @@ export function registerPlanCommands(program: Command, setup: CommandSetup): voi
       if (!r.matches) setup.fail(1);
     }),
   );
+
+  program
+    .command('migrate-units')
+    .description('turn mdevctl definitions and nvidia-mdev@UUID.service units into a plan that keeps every device and UUID')
+    .option('--write <file>', 'write the plan to this file (refuses to overwrite)')
+    .addHelpText('after', '\nThen: vgpuctl apply -f FILE --dry-run, enable contrib/vgpuctl-apply.service, and remove the old units.')
+    .action(
+      setup.action(async (ctx, raw) => {
+        const o = parseInput(z.object({ write: z.string().min(1).optional() }), raw, 'option');
+        const m = await migrateUnits(ctx.host);
+        if (m.plan.gpus.length === 0) throw new VgpuctlError('not-found', 'nothing to migrate: no defined devices and no nvidia-mdev@UUID.service units on this host');
+        for (const l of m.left_out) io.err(`vgpuctl: warning: ${l.uuid} (${l.type} on ${l.parent}) left out: ${l.reason}`);
+        if (o.write !== undefined) {
+          if (existsSync(o.write)) throw new VgpuctlError('refused', `${o.write} exists; choose another file or remove it first`);
+          await writeFileAtomic(o.write, planToYaml(m.plan));
+        }
+        if (ctx.output === 'json') printJson(io, m);
+        else if (o.write === undefined) io.out(planToYaml(m.plan).trimEnd());
+        else io.out(`wrote ${o.write} (${m.plan.gpus.length} entries); the units it replaces: ${m.units.join(', ') || 'none'}`);
+      }),
+    );
 }
