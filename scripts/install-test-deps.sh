@@ -3,10 +3,11 @@
 # everything is already there. The tests use the real tools as oracles:
 #   mdevctl           - the reference implementation vgpuctl must agree with (run in a chroot)
 #   util-linux        - unshare/mount for the private mount namespace around that chroot
+#   ansible-core      - runs the contrib/ansible example against a simulated host
 set -euo pipefail
 
-packages=(mdevctl util-linux)
-commands=(mdevctl unshare)
+packages=(mdevctl util-linux ansible-core)
+commands=(mdevctl unshare ansible-playbook)
 
 missing=()
 for c in "${commands[@]}"; do
