@@ -13,10 +13,16 @@ import { parseCrashAfter, parseFaults } from '../simulator/faults.js';
 export const outputFormatSchema = z.enum(['table', 'json']);
 export type OutputFormat = z.infer<typeof outputFormatSchema>;
 
+/** `health` adds its own formats; every other command prints a table or JSON. */
+export const anyOutputSchema = z.enum(['table', 'json', 'text', 'nagios', 'prometheus'], {
+  error: (iss) => `${JSON.stringify(iss.input)} is not an output format; use table or json (health also takes text, nagios, prometheus)`,
+});
+
 export const globalOptionsSchema = z.object({
   root: z.string().min(1).default('/'),
   simulate: z.boolean().default(false),
-  output: outputFormatSchema.default('table'),
+  output: anyOutputSchema.default('table').transform((o): OutputFormat => (o === 'json' ? 'json' : 'table')),
+  rawOutput: anyOutputSchema.optional(),
 });
 export type GlobalOptions = z.infer<typeof globalOptionsSchema>;
 
@@ -45,6 +51,7 @@ export function globalOptionsFrom(raw: Record<string, unknown>, env: NodeJS.Proc
       root: raw['root'] ?? (env['VGPUCTL_ROOT'] || undefined),
       simulate: raw['simulate'] === true || simulateEnv === '1' || simulateEnv === 'true',
       output: raw['output'],
+      rawOutput: raw['output'],
     },
     'option',
   );

@@ -2,12 +2,13 @@
  * The vgpuctl command line: parses, calls the logic below, prints. Importable without side effects;
  * `run` returns the exit code (0 ok, 1 failed or refused, 2 bad usage or input).
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { isVgpuctlError } from '../errors/vgpuctl-error.js';
 import { registerInventoryCommands } from './commands/inventory-commands.js';
 import { registerSimCommands } from './commands/sim-commands.js';
 import { registerLifecycleCommands } from './commands/lifecycle-commands.js';
 import { registerPlanCommands } from './commands/plan-commands.js';
+import { registerHealthCommands } from './commands/health-commands.js';
 import { makeCommandSetup } from './command-setup.js';
 import { processIo, type Io } from './output.js';
 import { VERSION } from '../version.js';
@@ -19,7 +20,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv) {
     .version(VERSION, '-V, --version')
     .option('--root <dir>', 'host root holding sys/, etc/, proc/, run/ (env VGPUCTL_ROOT)', undefined)
     .option('--simulate', 'apply the kernel semantics to writes under --root (env VGPUCTL_SIMULATE=1)')
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']))
+    .option('-o, --output <format>', 'output format: table or json (health also: text, nagios, prometheus)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({
@@ -31,6 +32,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv) {
   registerInventoryCommands(program, setup);
   registerLifecycleCommands(program, setup);
   registerPlanCommands(program, setup);
+  registerHealthCommands(program, setup);
   registerSimCommands(program, setup);
   for (const c of program.commands) inherit(c, io);
   return { program, setup };

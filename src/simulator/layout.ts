@@ -197,6 +197,12 @@ class Layout {
       await this.tree.mkdir(devDir);
       await this.mdevTypes(devDir, v.name, v.types);
     }
+    // An IOMMU that is on shows its units under /sys/class/iommu (Intel dmarN, AMD ivhdN).
+    if (this.spec.pci.some((d) => d.iommu_group !== null)) {
+      const unit = /amd_iommu/.test(this.spec.cmdline) ? 'ivhd0' : 'dmar0';
+      await this.tree.mkdir(`/sys/devices/virtual/iommu/${unit}`);
+      await this.tree.link(`${HOST_PATHS.iommuClass}/${unit}`, `/sys/devices/virtual/iommu/${unit}`);
+    }
     await this.tree.file(HOST_PATHS.procCmdline, `${this.spec.cmdline}\n`, 0o444);
     await this.tree.file(
       HOST_PATHS.procModules,

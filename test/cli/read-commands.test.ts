@@ -146,7 +146,8 @@ describe('bad input: exit 2 or 1 with one clear sentence, never a stack trace, n
     ['unknown parent', (root) => ['--root', root, 'types', '-p', '0000:99:00.0'], 1, /0000:99:00.0 is not an mdev parent. mdev parents on this host: 0000:82:00.0/],
     ['bad uuid', (root) => ['--root', root, 'list', '-u', 'nope'], 2, /"nope" is not a UUID/],
     ['unknown option', (root) => ['--root', root, 'types', '--bogus'], 2, /unknown option '--bogus'/],
-    ['bad output format', (root) => ['--root', root, 'types', '-o', 'yaml'], 2, /argument 'yaml' is invalid/],
+    ['bad output format', (root) => ['--root', root, 'types', '-o', 'yaml'], 2, /"yaml" is not an output format; use table or json/],
+    ['output format of another command', (root) => ['--root', root, 'types', '-o', 'nagios'], 2, /-o nagios is not an output format of this command/],
     ['--simulate on /', () => ['--root', '/', '--simulate', 'types'], 2, /--simulate needs --root/],
     ['--defined with --all', (root) => ['--root', root, 'list', '--defined', '--all'], 2, /exclude each other/],
   ];
