@@ -9,6 +9,7 @@ import { registerSimCommands } from './commands/sim-commands.js';
 import { registerLifecycleCommands } from './commands/lifecycle-commands.js';
 import { registerPlanCommands } from './commands/plan-commands.js';
 import { registerHealthCommands } from './commands/health-commands.js';
+import { registerPciCommands } from './commands/pci-commands.js';
 import { makeCommandSetup } from './command-setup.js';
 import { processIo, type Io } from './output.js';
 import { VERSION } from '../version.js';
@@ -33,6 +34,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv) {
   registerLifecycleCommands(program, setup);
   registerPlanCommands(program, setup);
   registerHealthCommands(program, setup);
+  registerPciCommands(program, setup);
   registerSimCommands(program, setup);
   for (const c of program.commands) inherit(c, io);
   return { program, setup };

@@ -12,12 +12,15 @@ import type { SysfsWriter } from '../host/sysfs-writer.js';
 import { settle } from '../simulator/kernel.js';
 import { translateWriteError, type WriteContext } from './kernel-errors.js';
 
+/** What undoes an action: one action, or several performed in order. */
+export type Undo = Action | Action[];
+
 export type Action =
-  | { kind: 'sysfs-write'; path: string; data: string; summary: string; ctx: WriteContext; undo?: Action }
-  | { kind: 'write-file'; path: string; content: string; summary: string; undo?: Action }
-  | { kind: 'remove-file'; path: string; summary: string; undo?: Action }
-  | { kind: 'write-link'; path: string; target: string; summary: string; undo?: Action }
-  | { kind: 'mdevctl'; args: string[]; summary: string; ctx: WriteContext; undo?: Action };
+  | { kind: 'sysfs-write'; path: string; data: string; summary: string; ctx: WriteContext; undo?: Undo }
+  | { kind: 'write-file'; path: string; content: string; summary: string; undo?: Undo }
+  | { kind: 'remove-file'; path: string; summary: string; undo?: Undo }
+  | { kind: 'write-link'; path: string; target: string; summary: string; undo?: Undo }
+  | { kind: 'mdevctl'; args: string[]; summary: string; ctx: WriteContext; undo?: Undo };
 
 /** The JSON form of an action for --dry-run and reports (host paths, exact data). */
 export function describeAction(a: Action): Record<string, unknown> {
@@ -149,12 +152,13 @@ export async function runActions(ex: Executor, actions: Action[]): Promise<RunRe
       const undone: string[] = [];
       const undoFailed: string[] = [];
       for (const d of [...done].reverse()) {
-        if (!d.undo) continue;
-        try {
-          await perform(ex, d.undo);
-          undone.push(d.undo.summary);
-        } catch (ue) {
-          undoFailed.push(`${d.undo.summary} (${(ue as Error).message})`);
+        for (const u of d.undo === undefined ? [] : ([] as Action[]).concat(d.undo)) {
+          try {
+            await perform(ex, u);
+            undone.push(u.summary);
+          } catch (ue) {
+            undoFailed.push(`${u.summary} (${(ue as Error).message})`);
+          }
         }
       }
       const base = e instanceof VgpuctlError ? e : new VgpuctlError('internal', String((e as Error)?.message ?? e), { cause: e });

@@ -106,6 +106,8 @@ export const fixtureSpecSchema = z
     symlinks: z.record(z.string(), z.string()).default({}),
     /** Kernel command line (/proc/cmdline). */
     cmdline: z.string().default('BOOT_IMAGE=/boot/vmlinuz root=/dev/sda1 ro'),
+    /** PCI drivers registered with no device bound yet (vfio-pci loaded for passthrough), besides those devices use. */
+    pci_drivers: z.array(z.string().regex(/^[A-Za-z0-9_-]+$/)).default([]),
     /** Loaded modules (/proc/modules). */
     modules: z.array(z.string()).default([]),
     processes: z.array(processSpecSchema).default([]),

@@ -188,6 +188,10 @@ class Layout {
     ]) {
       await this.tree.mkdir(dir);
     }
+    await this.tree.file('/sys/bus/pci/drivers_probe', '', 0o200);
+    for (const d of this.spec.pci_drivers) {
+      for (const f of ['bind', 'unbind', 'new_id', 'remove_id']) await this.tree.file(`${HOST_PATHS.pciDrivers}/${d}/${f}`, '', 0o200);
+    }
     if (this.spec.pci.some((d) => d.types || d.sriov?.vf_types) || this.spec.virtual_parents.length > 0) {
       await this.tree.mkdir(HOST_PATHS.mdevBus);
     }

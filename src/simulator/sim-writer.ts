@@ -9,6 +9,7 @@ import type { SysfsWriter } from '../host/sysfs-writer.js';
 import { errnoError } from '../host/sysfs-writer.js';
 import type { Fault } from './faults.js';
 import { simulateCreate, simulateRemove } from './kernel.js';
+import { simulatePciWrite } from './pci-binding.js';
 
 export class SimulatedSysfsWriter implements SysfsWriter {
   readonly simulated = true;
@@ -49,6 +50,7 @@ export class SimulatedSysfsWriter implements SysfsWriter {
       await simulateRemove(this.host, dir, data);
       return this.maybeCrash();
     }
+    if (await simulatePciWrite(this.host, hostPath, data)) return this.maybeCrash();
     // Any other attribute: it must exist (sysfs has no O_CREAT); its content becomes what was written.
     const handle = await fs.open(realPath, fsc.O_WRONLY | fsc.O_TRUNC);
     try {

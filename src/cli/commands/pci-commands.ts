@@ -1,0 +1,82 @@
+/** `vgpuctl pci list|status|detach|attach`: whole-card passthrough, seed 000's gpupci. */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { changeBinding, type BindingResult } from '../../passthrough/binding.js';
+import { discoverCards, selectCards } from '../../passthrough/cards.js';
+import { parseInput } from '../context.js';
+import { printJson, renderTable, type Io } from '../output.js';
+import type { CommandSetup } from '../command-setup.js';
+
+const target = z.string().min(1).default('all');
+
+function printBinding(io: Io, r: BindingResult): void {
+  for (const s of r.steps) {
+    const what = `GPU card '${s.card}' ${s.role} device ${s.address}`;
+    if (s.outcome === 'already-detached') io.out(`${what} is already detached`);
+    else if (s.outcome === 'already-attached') io.out(`${what} is already attached to the host (${s.driver_before ?? 'no driver'})`);
+    else if (r.dry_run) io.out(`Would ${s.outcome === 'detached' ? 'detach' : 'attach'} ${what}`);
+    else io.out(s.outcome === 'detached' ? `Detached ${what}` : `Attached ${s.role} card ${s.address} of ${s.card}`);
+  }
+}
+
+export function registerPciCommands(program: Command, setup: CommandSetup): void {
+  const io = setup.io;
+  const pci = program.command('pci').description('whole-GPU passthrough: list cards, show and change which driver holds them');
+
+  pci
+    .command('list')
+    .description('NVIDIA cards with logical names gpupci1..N, their functions, IOMMU group and drivers')
+    .action(
+      setup.action(async (ctx) => {
+        const cards = await discoverCards(ctx.host);
+        if (ctx.output === 'json') return printJson(io, { cards });
+        io.out(
+          cards.length === 0
+            ? 'No NVIDIA cards.'
+            : renderTable(
+                ['NAME', 'ADDRESS', 'FUNCTIONS', 'IOMMU', 'SHARES GROUP WITH', 'MDEVS'],
+                cards.map((c) => [c.name, c.address, c.functions.map((f) => `${f.address.slice(-1)}:${f.role}(${f.driver ?? '-'})`).join(' '), c.iommuGroups.join(','), c.foreignInGroup.map((f) => f.address).join(',') || null, c.mdevs.length || null]),
+              ),
+        );
+      }),
+    );
+
+  pci
+    .command('status')
+    .description('which driver each function of a card is bound to')
+    .argument('[card]', 'gpupciN, a PCI address, or all', 'all')
+    .action(
+      setup.action(async (ctx, _raw, args) => {
+        const [which] = parseInput(z.tuple([target]), args, 'argument');
+        const cards = selectCards(await discoverCards(ctx.host), which);
+        if (ctx.output === 'json') return printJson(io, { cards: cards.map((c) => ({ name: c.name, address: c.address, functions: c.functions.map((f) => ({ address: f.address, role: f.role, driver: f.driver, driver_override: f.driverOverride })) })) });
+        for (const c of cards) {
+          for (const f of c.functions) {
+            io.out(f.driver ? `GPU card '${c.name}' ${f.role} device ${f.address} is linked to bus/pci/drivers/${f.driver} driver` : `GPU card '${c.name}' ${f.role} device ${f.address} is not bound to any driver`);
+          }
+        }
+      }),
+    );
+
+  for (const direction of ['detach', 'attach'] as const) {
+    pci
+      .command(direction)
+      .description(
+        direction === 'detach'
+          ? "bind every function of the card's IOMMU group to vfio-pci, ready for a VM"
+          : 'give the card back to the host drivers (refused while a running VM uses it)',
+      )
+      .argument('[card]', 'gpupciN, a PCI address, or all', 'all')
+      .option('--dry-run', 'print the exact sysfs writes, change nothing')
+      .option('--lock-timeout <seconds>', 'how long to wait for another vgpuctl run', '10')
+      .action(
+        setup.action(async (ctx, raw, args) => {
+          const [which] = parseInput(z.tuple([target]), args, 'argument');
+          const o = parseInput(z.object({ dryRun: z.boolean().default(false), lockTimeout: z.coerce.number().positive().max(3600).default(10) }), raw, 'option');
+          const r = await changeBinding(ctx.host, ctx.writer, which, direction, { dryRun: o.dryRun, lockTimeoutMs: o.lockTimeout * 1000 });
+          if (ctx.output === 'json') return printJson(io, r);
+          printBinding(io, r);
+        }),
+      );
+  }
+}
