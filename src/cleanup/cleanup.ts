@@ -8,7 +8,7 @@
  *   through systemctl, only when no running VM uses a vGPU. The GPU's `reset` is never written (seed 004).
  */
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
-import { runTool, type ToolPaths } from '../host/external-command.js';
+import type { ToolPaths } from '../host/external-command.js';
 import type { HostRoot } from '../host/host-root.js';
 import { listProcesses } from '../host/processes.js';
 import { findDeviceUnits, type DeviceUnit } from '../host/systemd-units.js';
@@ -20,6 +20,7 @@ import { withHostLock } from '../lifecycle/lock.js';
 import type { LifecycleContext } from '../lifecycle/operation.js';
 import { usageOf } from '../rules/device-users.js';
 import { parseVgpuQuery, type DriverVgpu } from './nvidia-smi-vgpu.js';
+import { runBounded } from './run-bounded.js';
 
 export interface CleanupOptions {
   orphans: boolean;
@@ -50,7 +51,7 @@ export interface DriverState {
 }
 
 export async function queryDriverVgpus(tools: ToolPaths, timeoutMs: number): Promise<DriverState> {
-  const r = await runTool(tools.nvidiaSmi, ['vgpu', '-q'], timeoutMs);
+  const r = await runBounded(tools.nvidiaSmi, ['vgpu', '-q'], timeoutMs);
   if (r.failure === 'not-found') return { vgpus: [], available: false, error: `${tools.nvidiaSmi} is not installed` };
   if (r.failure === 'timeout') return { vgpus: [], available: false, error: `${tools.nvidiaSmi} vgpu -q did not answer within ${timeoutMs} ms` };
   if (!r.ok) return { vgpus: [], available: false, error: `${tools.nvidiaSmi} vgpu -q failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}` };
@@ -62,10 +63,16 @@ async function vgpuMgrProcesses(host: HostRoot): Promise<number[]> {
   return (await listProcesses(host)).filter((p) => p.comm === 'nvidia-vgpu-mgr' || /(^|\/)nvidia-vgpu-mgr$/.test(p.argv[0] ?? '')).map((p) => p.pid);
 }
 
-/** Running VMs that hold any vGPU on this host (restarting the vGPU manager would take their vGPUs away). */
+/**
+ * Running VMs that hold any vGPU on this host (restarting the vGPU manager would take their vGPUs away),
+ * one name per VM: a running libvirt domain and its qemu process (`-name guest=NAME`) are the same VM.
+ */
 export function runningVgpuVms(state: HostState): string[] {
   const vms = new Set<string>();
-  for (const d of state.active) for (const r of usageOf(state.users, d.uuid).running) vms.add(r.replace(/^domain /, ''));
+  for (const d of state.active) {
+    for (const dom of state.users.domains.get(d.uuid) ?? []) if (dom.running) vms.add(dom.name);
+    for (const q of state.users.qemu.get(d.uuid) ?? []) vms.add(q.name ?? `qemu pid ${q.pid}`);
+  }
   return [...vms].sort();
 }
 
@@ -96,8 +103,10 @@ export async function findLeftovers(state: HostState, driver: DriverState): Prom
   const staleUnits = (await findDeviceUnits(state.host)).filter((u) => !definedUuids.has(u.uuid) && !activeUuids.has(u.uuid));
   const staleDriverVgpus = driver.vgpus.filter((v) => v.mdevUuid !== null && !activeUuids.has(v.mdevUuid));
   const processes = await vgpuMgrProcesses(state.host);
-  // One daemon, plus one process per vGPU the driver runs for a VM.
-  const expected = processes.length === 0 ? 0 : 1 + driver.vgpus.filter((v) => v.mdevUuid !== null && activeUuids.has(v.mdevUuid)).length;
+  // One daemon, plus one process per vGPU the driver runs for a VM. Without the driver's list (nvidia-smi
+  // missing, failed or hung) every active mdev may have its process: nothing can be called left over then.
+  const live = driver.available ? driver.vgpus.filter((v) => v.mdevUuid !== null && activeUuids.has(v.mdevUuid)).length : state.active.length;
+  const expected = processes.length === 0 ? 0 : 1 + live;
   return {
     orphanDefinitions,
     undefinedActive,
@@ -162,7 +171,7 @@ export async function cleanup(lc: LifecycleContext, opts: CleanupOptions): Promi
 
     await runActions({ host: lc.host, writer: lc.writer }, actions);
     if (restart === 'done') {
-      const r = await runTool(opts.tools.systemctl, ['restart', 'nvidia-vgpu-mgr.service'], opts.timeoutMs);
+      const r = await runBounded(opts.tools.systemctl, ['restart', 'nvidia-vgpu-mgr.service'], opts.timeoutMs);
       if (!r.ok) {
         throw new VgpuctlError('command', `systemctl restart nvidia-vgpu-mgr.service failed${r.failure ? ` (${r.failure})` : ` (exit ${r.exitCode})`}: ${r.stderr.trim()}; the other clean-up steps were done`);
       }

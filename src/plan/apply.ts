@@ -119,6 +119,9 @@ async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, j
   const state = await readHostState(lc.host);
   const namespace = await namespaceFor(lc.host, plan);
   const c = converge(state, lc.catalogue, plan, { namespace, prune });
+  if (c.invalid.length > 0) {
+    throw new VgpuctlError('invalid-input', `invalid plan, nothing was changed:\n  - ${c.invalid.join('\n  - ')}`, { details: { problems: c.problems } });
+  }
   if (c.problems.length > 0) {
     throw new VgpuctlError('refused', `the plan cannot be met on this host, nothing was changed:\n  - ${c.problems.join('\n  - ')}`, { details: { problems: c.problems } });
   }
@@ -218,6 +221,7 @@ export interface AssertReport {
 export async function assertPlan(lc: LifecycleContext, plan: Plan): Promise<AssertReport> {
   const state = await readHostState(lc.host);
   const c = converge(state, lc.catalogue, plan, { namespace: await namespaceFor(lc.host, plan), prune: false });
+  if (c.invalid.length > 0) throw new VgpuctlError('invalid-input', `invalid plan:\n  - ${c.invalid.join('\n  - ')}`, { details: { problems: c.problems } });
   const differences = c.problems.length > 0 ? c.problems.map((p) => ({ action: 'unmet', uuid: '', parent: '', type: p })) : changesOf(c, []);
   return {
     matches: differences.length === 0,

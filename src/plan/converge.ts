@@ -13,7 +13,7 @@ import type { Definition } from '../host/definitions.js';
 import type { MdevParent, MdevType } from '../host/mdev.js';
 import { findTypeOn, type HostState, type PhysicalGpu } from '../lifecycle/host-state.js';
 import { usageOf } from '../rules/device-users.js';
-import { additionalFit, placementConflict, shapeOf, type VgpuShape } from '../rules/gpu-capacity.js';
+import { additionalFit, isNvidiaVgpuType, placementConflict, shapeOf, type VgpuShape } from '../rules/gpu-capacity.js';
 import { placementOf } from '../rules/placement.js';
 import { typeMatches, type TypeSelector } from '../rules/type-resolution.js';
 import type { GpuEntry, Plan } from './plan-file.js';
@@ -57,6 +57,8 @@ export interface Convergence {
   /** Devices --prune removes (unplanned, not in use). */
   prune: HostDevice[];
   problems: string[];
+  /** The problems that are mistakes in the plan itself whatever the host (an unknown profile): bad input. */
+  invalid: string[];
 }
 
 export function hostDevices(state: HostState): HostDevice[] {
@@ -107,10 +109,18 @@ interface GpuWork {
 
 export function converge(state: HostState, catalogue: Catalogue, plan: Plan, options: { namespace: string; prune: boolean }): Convergence {
   const problems: string[] = [];
+  const invalid: string[] = [];
   const work = new Map<string, GpuWork>();
   for (const [index, entry] of plan.gpus.entries()) {
     const sel = selectorOf(entry);
     const label = `gpus[${index}] (${entry.profile ?? entry.type})`;
+    if (entry.profile !== undefined && !catalogue.profile(entry.profile) && !state.parents.some((p) => p.types.some((t) => typeMatches(t, sel)))) {
+      // A name that is no profile at all is bad input whatever the host (exit 2), as with `create --profile`.
+      const msg = `gpus[${index}].profile: unknown profile ${JSON.stringify(entry.profile)}; profiles look like P40-12C (see 'vgpuctl profiles')`;
+      invalid.push(msg);
+      problems.push(msg);
+      continue;
+    }
     for (const gpu of selectGpus(state, catalogue, entry, sel, problems, label)) {
       const offered = gpu.parents.map((p) => p.types.find((t) => typeMatches(t, sel))).find((t) => t !== undefined);
       if (!offered) {
@@ -119,7 +129,9 @@ export function converge(state: HostState, catalogue: Catalogue, plan: Plan, opt
         continue;
       }
       const offering = gpu.parents.filter((p) => p.types.some((t) => t.id === offered.id));
-      const maxFit = gpu.sriov ? Math.min(offered.parsedDescription.maxInstance ?? offering.length, offering.length) : offered.parsedDescription.maxInstance ?? offered.availableInstances;
+      // Types without max_instance (other drivers): what is free now plus what the type already carries.
+      const carried = state.active.filter((a) => offering.some((p) => p.name === a.parent) && a.type === offered.id).length;
+      const maxFit = gpu.sriov ? Math.min(offered.parsedDescription.maxInstance ?? offering.length, offering.length) : offered.parsedDescription.maxInstance ?? offered.availableInstances + carried;
       const count = entry.count === 'max' ? maxFit : entry.count;
       const w = work.get(gpu.key) ?? { gpu, entries: [] };
       if (w.entries.some((e) => e.type.id === offered.id)) {
@@ -198,12 +210,31 @@ export function converge(state: HostState, catalogue: Catalogue, plan: Plan, opt
       ...planned.filter((p) => p.existing && parentNames.has(p.parent)).map((p) => ({ uuid: p.uuid, parent: p.parent, type: p.type })),
       ...unplanned.filter((d) => parentNames.has(d.parent) && !pruned.has(d.uuid) && (d.active || d.definition)).map((d) => ({ uuid: d.uuid, parent: d.parent, type: d.type })),
     ];
-    const shapes: VgpuShape[] = staying.map((s) => findTypeOn(state, s.parent, s.type)).filter((t): t is MdevType => t !== undefined).map(shapeOf);
+    // NVIDIA's placement model covers NVIDIA vGPU types only (as in rules/placement.ts); other drivers' types
+    // (the kernel's mtty, mdpy, mbochs samples, s390 devices) have no such rule: available_instances decides.
+    const shapes: VgpuShape[] = staying
+      .map((s) => findTypeOn(state, s.parent, s.type))
+      .filter((t): t is MdevType => t !== undefined && isNvidiaVgpuType(t))
+      .map(shapeOf);
     const placement = placementOf(catalogue, w.gpu);
     const busyParents = new Set(staying.map((s) => s.parent));
     const news = planned.filter((p) => !p.existing && p.gpu === w.gpu.key);
+    const otherUsed = new Map<string, number>();
     for (const n of news) {
       const t = w.entries.find((e) => e.index === n.entry)!.type;
+      if (!isNvidiaVgpuType(t)) {
+        const key = `${n.parent}/${t.id}`;
+        // Defined devices the plan starts take an instance too; active devices that are pruned give one back.
+        const starting = planned.filter((p) => p.existing && !p.existing.active && p.parent === n.parent && p.type === t.id).length;
+        const freed = prune.filter((d) => d.parent === n.parent && d.type === t.id).length;
+        const used = (otherUsed.get(key) ?? starting) + 1;
+        if (used > t.availableInstances + freed) {
+          problems.push(`gpus[${n.entry}] (${n.profile ?? n.type}): ${n.parent} has no room for another ${t.id} (${t.availableInstances} available)`);
+          break;
+        }
+        otherUsed.set(key, used);
+        continue;
+      }
       const shape = shapeOf(t);
       const conflict = placementConflict(shapes, shape, placement);
       if (conflict) {
@@ -229,12 +260,19 @@ export function converge(state: HostState, catalogue: Catalogue, plan: Plan, opt
     }
   }
 
-  // Deterministic UUIDs for new devices, now that every new device has its parent.
-  const perParent = new Map<string, number>();
+  // Deterministic UUIDs for new devices, now that every new device has its parent: the lowest slot index of
+  // the parent whose UUID nothing holds yet. A UUID is held by a device that stays or is adopted (possibly
+  // into another slot, when its own slot's device was destroyed) and by an explicit UUID; so a destroyed
+  // device comes back with its own UUID, and a new one never collides with a device that is kept.
+  const held = new Set<string>([...planned.map((p) => p.uuid).filter((u) => u !== ''), ...devices.filter((d) => !pruned.has(d.uuid)).map((d) => d.uuid)]);
+  const nextIndex = new Map<string, number>();
   for (const p of planned) {
-    const idx = perParent.get(p.parent) ?? 0;
-    perParent.set(p.parent, idx + 1);
-    if (!p.existing && !p.uuid) p.uuid = slotUuid(options.namespace, p.parent, idx);
+    if (p.existing || p.uuid) continue;
+    let idx = nextIndex.get(p.parent) ?? 0;
+    while (held.has(slotUuid(options.namespace, p.parent, idx))) idx++;
+    p.uuid = slotUuid(options.namespace, p.parent, idx);
+    held.add(p.uuid);
+    nextIndex.set(p.parent, idx + 1);
   }
   const seen = new Map<string, PlannedDevice>();
   for (const p of planned) {
@@ -246,7 +284,7 @@ export function converge(state: HostState, catalogue: Catalogue, plan: Plan, opt
       if (taken) problems.push(`gpus[${p.entry}]: UUID ${p.uuid} is already used by ${taken.type} on ${taken.parent}`);
     }
   }
-  return { namespace: options.namespace, devices: planned, unplanned, prune: [...prune, ...pruneDefs], problems };
+  return { namespace: options.namespace, devices: planned, unplanned, prune: [...prune, ...pruneDefs], problems, invalid };
 }
 
 export const isConverged = (c: Convergence): boolean => c.devices.every((d) => d.needs.length === 0);

@@ -3,6 +3,8 @@
  * chosen with -c) and StackHPC kayobe's `vgpu_definitions`. Both become a native plan, so apply, assert
  * and the rules are the same whatever the source.
  */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { Catalogue } from '../catalogue/catalogue.js';
@@ -55,6 +57,31 @@ function zodMessage(e: z.ZodError, source: string): string {
   return e.issues.map((i) => `${source}: ${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
 }
 
+/**
+ * The GPUs vgpu-device-manager counts `devices` indexes over: go-nvlib's nvpci.GetGPUs(), i.e. every NVIDIA
+ * PCI function of class VGA (0x0300) or 3D controller (0x0302) that is not an SR-IOV virtual function,
+ * whatever driver it is bound to (a passthrough GPU on vfio-pci keeps its index), in PCI address order.
+ */
+function nvidiaGpuAddresses(state: HostState): string[] {
+  const dir = state.host.path('/sys/bus/pci/devices');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const read = (addr: string, attr: string) => {
+    try {
+      return readFileSync(path.join(dir, addr, attr), 'utf8').trim().toLowerCase();
+    } catch {
+      return null;
+    }
+  };
+  return names
+    .filter((a) => read(a, 'vendor') === '0x10de' && /^0x030[02]/.test(read(a, 'class') ?? '') && !existsSync(path.join(dir, a, 'physfn')))
+    .sort();
+}
+
 /** vgpu-device-manager: `devices` are GPU indexes in PCI order; `device-filter` ids like 0x1EB810DE. */
 export function fromVgpuDeviceManager(text: string, source: string, label: string | undefined, state: HostState, catalogue: Catalogue): Plan {
   const r = vgpuDmSpec.safeParse(parseYaml(text, source));
@@ -63,7 +90,7 @@ export function fromVgpuDeviceManager(text: string, source: string, label: strin
   if (label === undefined) throw new VgpuctlError('usage', `choose a configuration with -c LABEL; ${source} has: ${labels.join(', ')}`);
   const specs = r.data['vgpu-configs'][label];
   if (!specs) throw new VgpuctlError('invalid-input', `${source} has no configuration ${JSON.stringify(label)}; it has: ${labels.join(', ')}`);
-  const gpus = [...state.gpus].sort((a, b) => (a.key < b.key ? -1 : 1));
+  const gpus = nvidiaGpuAddresses(state);
   const entries: Plan['gpus'] = [];
   for (const spec of specs) {
     const filters = spec['device-filter'] === undefined ? [] : ([] as string[]).concat(spec['device-filter']);
@@ -80,9 +107,11 @@ export function fromVgpuDeviceManager(text: string, source: string, label: strin
         for (const board of boards) entries.push({ select: { board }, profile, count });
       } else {
         for (const idx of spec.devices) {
-          const gpu = gpus[idx];
-          if (!gpu) throw new VgpuctlError('invalid-input', `${source}: device index ${idx} does not exist; this host has ${gpus.length} vGPU-capable GPU(s)`);
-          entries.push({ select: gpu.parents.length > 1 || gpu.sriov ? { pf: gpu.key } : { address: gpu.key }, profile, count });
+          const addr = gpus[idx];
+          if (!addr) throw new VgpuctlError('invalid-input', `${source}: device index ${idx} does not exist; this host has ${gpus.length} NVIDIA GPU(s) (${gpus.join(', ') || 'none'})`);
+          // A GPU that is no mdev parent (passthrough on vfio-pci) keeps its index; the plan's rules then say why it cannot carry vGPUs.
+          const gpu = state.gpus.find((g) => g.key === addr);
+          entries.push({ select: gpu && (gpu.parents.length > 1 || gpu.sriov) ? { pf: addr } : { address: addr }, profile, count });
         }
       }
     }

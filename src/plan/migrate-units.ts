@@ -6,7 +6,7 @@
 import { stringify } from 'yaml';
 import type { HostRoot } from '../host/host-root.js';
 import { findDeviceUnits } from '../host/systemd-units.js';
-import { readHostState } from '../lifecycle/host-state.js';
+import { findTypeOn, readHostState } from '../lifecycle/host-state.js';
 import { hostDevices } from './converge.js';
 import type { Plan } from './plan-file.js';
 
@@ -30,9 +30,17 @@ export async function migrateUnits(host: HostRoot): Promise<Migration> {
       leftOut.push({ uuid: d.uuid, parent: d.parent, type: d.type, reason: 'its parent is not present on this host' });
       continue;
     }
+    if (!findTypeOn(state, d.parent, d.type)) {
+      // A plan entry for it could never be met (and would make the whole plan fail): leave it out, say why.
+      leftOut.push({ uuid: d.uuid, parent: d.parent, type: d.type, reason: `${d.parent} does not offer type ${d.type}` });
+      continue;
+    }
     const autostart = enabled.has(d.uuid) || d.definition?.start === 'auto';
-    const key = `${gpu.key}/${d.type}/${autostart}`;
+    // One entry per GPU and type (a plan may not give a GPU the same type twice). When its devices disagree
+    // on the start mode, the entry starts them at boot: the boot apply starts every planned device anyway.
+    const key = `${gpu.key}/${d.type}`;
     const g = groups.get(key) ?? { select: gpu.sriov ? { pf: gpu.key } : { address: gpu.key }, type: d.type, uuids: [], autostart };
+    g.autostart ||= autostart;
     g.uuids.push(d.uuid);
     groups.set(key, g);
   }

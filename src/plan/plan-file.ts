@@ -37,7 +37,9 @@ export const gpuEntrySchema = z
     select: selectSchema,
     profile: z.string().regex(/^[A-Za-z0-9]+-(?:\d+-)?\d+[ABCQabcq][A-Za-z0-9]*$/, 'expected a vGPU profile like P40-12C').optional(),
     type: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$/, 'expected an mdev type id like nvidia-286').optional(),
-    count: z.union([z.number().int().min(1, 'must be at least 1').max(1024), z.literal('max')]),
+    count: z.union([z.number().int().min(1, 'must be at least 1').max(1024), z.literal('max')], {
+      error: (iss) => (iss.input === undefined ? 'count is required: a whole number of vGPUs per selected GPU, or max' : 'expected a whole number from 1 to 1024, or max'),
+    }),
     autostart: z.boolean().optional(),
     /** Explicit UUIDs, slot by slot (per selected GPU in address order); the rest are derived. */
     uuids: z.array(uuidSchema).optional(),
@@ -85,11 +87,15 @@ export function parsePlanText(text: string, source: string, schema: z.ZodType = 
   const data = doc.toJS();
   const r = schema.safeParse(data);
   if (!r.success) {
-    const msgs = r.error.issues.map((i) => {
-      const line = lineOf(doc, counter, i.path);
-      const field = i.path.length > 0 ? i.path.join('.') : '(top level)';
-      return `${source}${line ? `:${line}` : ''}: ${field}: ${i.message}`;
-    });
+    const one = (pathParts: PropertyKey[], message: string) => {
+      const line = lineOf(doc, counter, pathParts);
+      const field = pathParts.length > 0 ? pathParts.map(String).join('.') : '(top level)';
+      return `${source}${line ? `:${line}` : ''}: ${field}: ${message}`;
+    };
+    // An unknown key is named as the field it would be (gpus.0.colour), on its own line.
+    const msgs = r.error.issues.flatMap((i) =>
+      i.code === 'unrecognized_keys' ? i.keys.map((k) => one([...i.path, k], 'unknown key')) : [one(i.path, i.message)],
+    );
     throw new VgpuctlError('invalid-input', `invalid plan: ${msgs.join('; ')}`);
   }
   return r.data;

@@ -10,7 +10,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { MdevParent, MdevType } from '../host/mdev.js';
 import { activeOnGpu, findTypeOn, type HostState, type PhysicalGpu } from '../lifecycle/host-state.js';
 import { usageOf } from './device-users.js';
-import { additionalFit, isNvidiaVgpuType, placementConflict, shapeOf } from './gpu-capacity.js';
+import { MIG_COMPUTE_SLICES, additionalFit, isNvidiaVgpuType, placementConflict, shapeOf } from './gpu-capacity.js';
 import { noParentOffers, parentsOffering, selectorLabel, typeOnParent, type TypeSelector } from './type-resolution.js';
 
 export interface PlacementRequest {
@@ -71,10 +71,21 @@ function slotsOnGpu(state: HostState, catalogue: Catalogue, gpu: PhysicalGpu, of
   const modelFit = nvidia ? additionalFit(existing, shape, placement) : Number.POSITIVE_INFINITY;
   if (gpu.sriov) {
     const busy = new Set(active.map((d) => d.parent));
-    const free = offers.filter((o) => !busy.has(o.parent.name) && o.type.availableInstances > 0);
+    const idle = offers.filter((o) => !busy.has(o.parent.name));
+    const free = idle.filter((o) => o.type.availableInstances > 0);
     const n = Math.min(free.length, modelFit);
-    const u = typeUsage(state, gpu, type);
-    const reason = n === 0 ? (free.length === 0 ? 'no free virtual function offers it' : `${u.inUse}${u.max !== null ? ` of ${u.max}` : ''} in use`) : null;
+    let reason: string | null = null;
+    if (n === 0) {
+      // Say which limit it is: no idle VF, the GPU's MIG slices, or the type's own limit.
+      const u = typeUsage(state, gpu, type);
+      const slicesUsed = existing.reduce((k, e) => k + (e.migSlices ?? 0), 0);
+      reason =
+        idle.length === 0
+          ? `${offers.length === 1 ? 'the virtual function' : 'every virtual function that offers it'} already carries a vGPU (one vGPU per virtual function)`
+          : shape.migSlices !== null && slicesUsed + shape.migSlices > MIG_COMPUTE_SLICES
+            ? `${slicesUsed} of the GPU's ${MIG_COMPUTE_SLICES} MIG slices are in use and ${type.profile?.profile ?? type.id} needs ${shape.migSlices}`
+            : `${u.inUse}${u.max !== null ? ` of ${u.max}` : ''} in use${u.vms.length > 0 ? ` by VMs ${u.vms.join(', ')}` : ''}`;
+    }
     return { ...base, slots: free.slice(0, n), reason };
   }
   const o = offers[0]!;

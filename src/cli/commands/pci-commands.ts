@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { changeBinding, type BindingResult } from '../../passthrough/binding.js';
 import { discoverCards, selectCards } from '../../passthrough/cards.js';
+import { prepareHost } from '../../passthrough/prepare.js';
 import { parseInput } from '../context.js';
 import { printJson, renderTable, type Io } from '../output.js';
 import type { CommandSetup } from '../command-setup.js';
@@ -79,4 +80,40 @@ export function registerPciCommands(program: Command, setup: CommandSetup): void
         }),
       );
   }
+
+  program
+    .command('prepare')
+    .description('print (or --write) the host configuration for passthrough or vGPU: IOMMU flags, nouveau blacklist, vfio-pci ids, initramfs, udev')
+    .option('--mode <mode>', 'passthrough or vgpu', 'passthrough')
+    .option('--ids <ids>', 'vfio-pci ids: auto (the cards not used for vGPU) or 10de:1b02,10de:10ef', 'auto')
+    .option('--bootloader <bootloader>', 'grub or systemd-boot', 'grub')
+    .option('--cpu <vendor>', 'intel or amd (default: from /proc/cpuinfo)')
+    .option('--write', 'write the files under the root, keeping a .vgpuctl-bak of each file replaced')
+    .action(
+      setup.action(async (ctx, raw) => {
+        const o = parseInput(
+          z.object({
+            mode: z.enum(['passthrough', 'vgpu']).default('passthrough'),
+            ids: z
+              .string()
+              .regex(/^(auto|[0-9a-fA-F]{4}:[0-9a-fA-F]{4}(,[0-9a-fA-F]{4}:[0-9a-fA-F]{4})*)$/, 'expected auto or vendor:device ids like 10de:1b02,10de:10ef')
+              .default('auto'),
+            bootloader: z.enum(['grub', 'systemd-boot']).default('grub'),
+            cpu: z.enum(['intel', 'amd']).optional(),
+            write: z.boolean().default(false),
+          }),
+          raw,
+          'option',
+        );
+        const r = await prepareHost(ctx.host, { mode: o.mode, ids: o.ids === 'auto' ? 'auto' : o.ids.split(','), bootloader: o.bootloader, cpu: o.cpu, write: o.write });
+        if (ctx.output === 'json') return printJson(io, r);
+        io.out(`CPU ${r.cpu}; kernel arguments: ${r.kernel_args.join(' ')}`);
+        for (const f of r.files) {
+          io.out(`\n# ${f.path} (${o.write ? (f.status === 'unchanged' ? 'unchanged' : f.status === 'create' ? 'created' : `updated, backup ${f.backup}`) : f.status === 'unchanged' ? 'already as wanted' : `would ${f.status}`})`);
+          if (f.status !== 'unchanged') io.out(f.content.trimEnd());
+        }
+        io.out('');
+        for (const n of r.next_steps) io.out(n);
+      }),
+    );
 }
