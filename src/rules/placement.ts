@@ -127,7 +127,10 @@ export function planPlacement(state: HostState, catalogue: Catalogue, req: Place
     const label = profile && profile !== what ? `${profile} (${offers[0]!.type.id})` : what;
     const reasons = gpus.map((g) => `${g.gpu.key}: ${g.slots.length} free${g.reason ? `, ${g.reason}` : ''}`);
     if (gpus.length === 1 && total === 0) {
-      throw new VgpuctlError('refused', `no instances of ${label} left on ${req.parent ?? gpus[0]!.gpu.key}: ${gpus[0]!.reason ?? 'none free'}`);
+      throw new VgpuctlError(
+        'refused',
+        `no instances of ${label} left on ${req.parent ?? gpus[0]!.gpu.key}: ${gpus[0]!.reason ?? 'none free'}; free one, or pick another GPU (vgpuctl types --available)`,
+      );
     }
     throw new VgpuctlError(
       'refused',

@@ -83,6 +83,51 @@ export async function simulateCreate(host: HostRoot, typeDirAsWritten: string, w
   return uuid;
 }
 
+const POOL_FILE = '.vgpuctl-sim-pool';
+
+/**
+ * Drivers without NVIDIA's description fields (the kernel's mtty, mdpy, mbochs) share one pool per parent:
+ * each type takes a number of units (mtty-2 two ports, mbochs-medium four memory units) and every type's
+ * available_instances is what is left divided by its units. The units are read off the tree the first
+ * time a parent changes — the lightest type takes one — and kept beside the types in a file mdevctl and the
+ * kernel layout ignore. Returns null when the tree does not say enough (then types just count).
+ */
+async function sharedPool(
+  host: HostRoot,
+  parent: MdevParent,
+  devicesAfter: Array<{ type: string }>,
+  change: { typeDir: string; delta: number },
+): Promise<Map<string, number> | null> {
+  const plain = parent.types.filter((t) => !isNvidiaType(t));
+  if (plain.length === 0 || plain.length !== parent.types.length) return null;
+  const file = path.join(host.path(parent.sysfsPath), 'mdev_supported_types', POOL_FILE);
+  let pool: { total: number; weights: Record<string, number> } | null = null;
+  try {
+    pool = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch {
+    // First change on this parent: the values in the tree are those before it.
+    const remaining = Math.max(...plain.map((t) => t.availableInstances));
+    if (remaining <= 0) return null;
+    const weights: Record<string, number> = {};
+    for (const t of plain) {
+      if (t.availableInstances <= 0) return null;
+      weights[t.id] = Math.max(1, Math.round(remaining / t.availableInstances));
+    }
+    const changedType = path.posix.basename(change.typeDir);
+    // Devices present before the change: after a create, all but the new one; after a remove, plus the removed one.
+    const before = [...devicesAfter.map((d) => d.type)];
+    if (change.delta < 0) before.splice(before.indexOf(changedType), 1);
+    else before.push(changedType);
+    if (before.some((t) => weights[t] === undefined)) return null;
+    pool = { total: remaining + before.reduce((n, t) => n + weights[t]!, 0), weights };
+    await fs.writeFile(file, JSON.stringify(pool));
+  }
+  if (!pool || typeof pool.total !== 'number') return null;
+  const used = devicesAfter.reduce((n, d) => n + (pool!.weights[d.type] ?? 0), 0);
+  const left = Math.max(0, pool.total - used);
+  return new Map(plain.map((t) => [t.id, Math.floor(left / (pool!.weights[t.id] ?? left + 1))]));
+}
+
 /** Processes whose command line names the device: the kernel refuses to remove an open device. */
 async function deviceHeldBy(host: HostRoot, uuid: string): Promise<number | null> {
   const procDir = host.path(HOST_PATHS.proc);
@@ -150,11 +195,13 @@ export async function recomputeCapacity(
   for (const parent of group) {
     const isVf = await host.exists(path.join(host.path(parent.sysfsPath), 'physfn'));
     const vfBusy = isVf && onGpu.some((d) => d.parent === parent.name);
+    const pooled = change === null ? null : await sharedPool(host, parent, onGpu.filter((d) => d.parent === parent.name), change);
     for (const t of parent.types) {
       let available: number;
       if (!isNvidiaType(t)) {
-        if (change === null || t.sysfsPath !== change.typeDir) continue;
-        available = Math.max(0, t.availableInstances + change.delta);
+        if (pooled?.has(t.id)) available = pooled.get(t.id)!;
+        else if (change === null || t.sysfsPath !== change.typeDir) continue;
+        else available = Math.max(0, t.availableInstances + change.delta);
       } else if (vfBusy) {
         available = 0;
       } else {

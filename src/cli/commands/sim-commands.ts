@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
 import { openHostRoot } from '../../host/host-root.js';
 import { settle } from '../../simulator/kernel.js';
+import { captureHost } from '../../simulator/capture.js';
 import { layOutFixture, listBundledFixtures, loadFixture } from '../../simulator/layout.js';
 import { parseInput } from '../context.js';
 import { printJson, renderTable } from '../output.js';
@@ -38,6 +39,20 @@ export function registerSimCommands(program: Command, setup: CommandSetup): void
         const host = await layOutFixture(spec, dir);
         if (output === 'json') return printJson(setup.io, { fixture: spec.name, root: host.root });
         setup.io.out(`Laid out ${spec.name} in ${host.root}: ${spec.summary}`);
+      }),
+    );
+
+  sim
+    .command('capture')
+    .description('copy what vgpuctl reads of the --root host (mdev parents, types, devices, GPUs, definitions) into DIR, for the simulator')
+    .argument('<dir>', 'new or empty directory')
+    .addHelpText('after', '\nExample (on a real hypervisor, for a bug report):\n  vgpuctl sim capture /tmp/host-capture && tar czf host-capture.tgz -C /tmp host-capture')
+    .action(
+      setup.offlineAction(async (_catalogue, output, _raw, args, globals) => {
+        const [dir] = parseInput(z.tuple([z.string().min(1)]), args, 'argument');
+        const r = await captureHost(await openHostRoot(globals.root), dir);
+        if (output === 'json') return printJson(setup.io, r);
+        setup.io.out(`Captured ${r.parents} parent(s), ${r.types} type(s), ${r.devices} device(s), ${r.pci_functions} PCI function(s) into ${r.root}`);
       }),
     );
 
