@@ -4,14 +4,23 @@
 #   mdevctl           - the reference implementation vgpuctl must agree with (run in a chroot)
 #   util-linux        - unshare/mount for the private mount namespace around that chroot
 #   ansible-core      - runs the contrib/ansible example against a simulated host
+#   prometheus        - promtool, which checks the metrics `vgpuctl health -o prometheus` prints
+#   python3-nova      - nova's own config parser and driver code, which load the nova.conf vgpuctl generates
+#   libvirt-clients   - virt-xml-validate, which checks the <hostdev> elements vgpuctl generates
+#   libxml2-utils     - xmllint, which virt-xml-validate runs
 set -euo pipefail
 
-packages=(mdevctl util-linux ansible-core)
-commands=(mdevctl unshare ansible-playbook)
+packages=(mdevctl util-linux ansible-core prometheus python3-nova libvirt-clients libxml2-utils)
+commands=(mdevctl unshare ansible-playbook promtool virt-xml-validate xmllint python3)
+# Python modules that must import with the system's python3 (Debian's packages install there).
+python_modules=(nova.conf)
 
 missing=()
 for c in "${commands[@]}"; do
   command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+done
+for m in "${python_modules[@]}"; do
+  /usr/bin/python3 -c "import $m" >/dev/null 2>&1 || missing+=("python:$m")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-test-deps: all test tools present (${commands[*]})"
@@ -28,4 +37,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}"
 for c in "${commands[@]}"; do
   command -v "$c" >/dev/null 2>&1 || { echo "install-test-deps: $c still missing after install" >&2; exit 1; }
+done
+for m in "${python_modules[@]}"; do
+  /usr/bin/python3 -c "import $m" >/dev/null 2>&1 || { echo "install-test-deps: python module $m still missing after install" >&2; exit 1; }
 done

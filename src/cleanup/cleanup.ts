@@ -8,7 +8,7 @@
  *   through systemctl, only when no running VM uses a vGPU. The GPU's `reset` is never written (seed 004).
  */
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
-import type { ToolPaths } from '../host/external-command.js';
+import { runTool, type ToolPaths } from '../host/external-command.js';
 import type { HostRoot } from '../host/host-root.js';
 import { listProcesses } from '../host/processes.js';
 import { findDeviceUnits, type DeviceUnit } from '../host/systemd-units.js';
@@ -20,7 +20,6 @@ import { withHostLock } from '../lifecycle/lock.js';
 import type { LifecycleContext } from '../lifecycle/operation.js';
 import { usageOf } from '../rules/device-users.js';
 import { parseVgpuQuery, type DriverVgpu } from './nvidia-smi-vgpu.js';
-import { runBounded } from './run-bounded.js';
 
 export interface CleanupOptions {
   orphans: boolean;
@@ -51,7 +50,7 @@ export interface DriverState {
 }
 
 export async function queryDriverVgpus(tools: ToolPaths, timeoutMs: number): Promise<DriverState> {
-  const r = await runBounded(tools.nvidiaSmi, ['vgpu', '-q'], timeoutMs);
+  const r = await runTool(tools.nvidiaSmi, ['vgpu', '-q'], timeoutMs);
   if (r.failure === 'not-found') return { vgpus: [], available: false, error: `${tools.nvidiaSmi} is not installed` };
   if (r.failure === 'timeout') return { vgpus: [], available: false, error: `${tools.nvidiaSmi} vgpu -q did not answer within ${timeoutMs} ms` };
   if (!r.ok) return { vgpus: [], available: false, error: `${tools.nvidiaSmi} vgpu -q failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}` };
@@ -171,7 +170,7 @@ export async function cleanup(lc: LifecycleContext, opts: CleanupOptions): Promi
 
     await runActions({ host: lc.host, writer: lc.writer }, actions);
     if (restart === 'done') {
-      const r = await runBounded(opts.tools.systemctl, ['restart', 'nvidia-vgpu-mgr.service'], opts.timeoutMs);
+      const r = await runTool(opts.tools.systemctl, ['restart', 'nvidia-vgpu-mgr.service'], opts.timeoutMs);
       if (!r.ok) {
         throw new VgpuctlError('command', `systemctl restart nvidia-vgpu-mgr.service failed${r.failure ? ` (${r.failure})` : ` (exit ${r.exitCode})`}: ${r.stderr.trim()}; the other clean-up steps were done`);
       }

@@ -13,6 +13,8 @@ type Raw = Record<string, unknown>;
 
 export interface CommandSetup {
   io: Io;
+  /** The environment `run` was given (tests pass their own). */
+  env: NodeJS.ProcessEnv;
   /** A command that reads (or changes) the host under --root. */
   action(
     fn: (ctx: Context, opts: Raw, args: unknown[], globals: GlobalOptions) => Promise<void>,
@@ -46,6 +48,7 @@ export function makeCommandSetup(io: Io, env: NodeJS.ProcessEnv): CommandSetup {
   let code = 0;
   return {
     io,
+    env,
     action: (fn, options) => async (...a) => {
       const { args, opts, command } = split(a);
       const globals = globalOptionsFrom(command.optsWithGlobals(), env);

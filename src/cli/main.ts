@@ -8,6 +8,7 @@ import { registerInventoryCommands } from './commands/inventory-commands.js';
 import { registerSimCommands } from './commands/sim-commands.js';
 import { registerLifecycleCommands } from './commands/lifecycle-commands.js';
 import { registerPlanCommands } from './commands/plan-commands.js';
+import { registerOpenstackCommands } from './commands/openstack-commands.js';
 import { registerHealthCommands } from './commands/health-commands.js';
 import { registerPciCommands } from './commands/pci-commands.js';
 import { makeCommandSetup } from './command-setup.js';
@@ -33,6 +34,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv) {
   registerInventoryCommands(program, setup);
   registerLifecycleCommands(program, setup);
   registerPlanCommands(program, setup);
+  registerOpenstackCommands(program, setup);
   registerHealthCommands(program, setup);
   registerPciCommands(program, setup);
   registerSimCommands(program, setup);

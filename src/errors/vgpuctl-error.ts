@@ -32,8 +32,23 @@ export class VgpuctlError extends Error {
 
 export const isVgpuctlError = (e: unknown): e is VgpuctlError => e instanceof VgpuctlError;
 
-/** errno code of a Node fs error, if any. */
-export const errnoOf = (e: unknown): string | undefined =>
-  typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'string'
-    ? (e as { code: string }).code
-    : undefined;
+import { constants } from 'node:os';
+
+// Linux errnos Node's table lacks; EUSERS (87) is what mdev core returns when no instance is left.
+const LINUX_ONLY: Record<string, number> = { EUSERS: 87, EREMOTEIO: 121 };
+const ERRNO_NAMES = new Map<number, string>(Object.entries({ ...constants.errno, ...LINUX_ONLY }).map(([name, n]) => [n, name]));
+
+/**
+ * errno code of a Node fs error, if any. libuv names only the errnos it knows; the kernel's mdev core
+ * answers a full type with EUSERS, which Node reports as "Unknown system error -87": name it from the
+ * number instead.
+ */
+export const errnoOf = (e: unknown): string | undefined => {
+  if (typeof e !== 'object' || e === null) return undefined;
+  const { code, errno } = e as { code?: unknown; errno?: unknown };
+  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return code;
+  if (typeof errno === 'number') return ERRNO_NAMES.get(Math.abs(errno)) ?? (typeof code === 'string' ? code : undefined);
+  const unknown = typeof code === 'string' ? /^Unknown system error -(\d+)$/.exec(code) : null;
+  if (unknown) return ERRNO_NAMES.get(Number(unknown[1])) ?? unknown[0];
+  return typeof code === 'string' ? code : undefined;
+};

@@ -3,13 +3,12 @@
  * limit, so a hung sysfs read or nvidia-smi ends as UNKNOWN for that check instead of hanging cron.
  */
 import type { Catalogue } from '../catalogue/catalogue.js';
-import type { ToolPaths } from '../host/external-command.js';
+import { runTool, type ToolPaths } from '../host/external-command.js';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { listGpus, listTypes } from '../host/inventory.js';
 import { listProcesses } from '../host/processes.js';
 import { readHostState, type HostState } from '../lifecycle/host-state.js';
 import { findLeftovers, queryDriverVgpus } from '../cleanup/cleanup.js';
-import { runBounded } from '../cleanup/run-bounded.js';
 import { converge, hostNamespace } from '../plan/converge.js';
 import type { Plan } from '../plan/plan-file.js';
 
@@ -123,7 +122,7 @@ export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<He
           return { status: 'OK', message: 'no vGPU GPUs on this host' };
         }
         if (host.isSystemRoot) {
-          const r = await runBounded(opts.tools.systemctl, ['is-active', 'nvidia-vgpu-mgr.service'], limit);
+          const r = await runTool(opts.tools.systemctl, ['is-active', 'nvidia-vgpu-mgr.service'], limit);
           if (r.failure !== 'not-found') {
             if (r.failure === 'timeout') return { status: 'UNKNOWN', message: 'systemctl did not answer in time' };
             return r.stdout.trim() === 'active' ? { status: 'OK', message: 'nvidia-vgpu-mgr.service is active' } : { status: 'CRITICAL', message: `nvidia-vgpu-mgr.service is ${r.stdout.trim() || 'not active'}` };

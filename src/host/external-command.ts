@@ -24,9 +24,30 @@ export interface ToolResult {
   command: string[];
 }
 
+/**
+ * Runs a tool so that its time limit really bounds the call: execa's own timeout kills only the direct
+ * child, and a wrapper script's hung grandchild would keep the output pipe open. The tool runs in its own
+ * process group and the whole group is killed at the limit.
+ */
 export async function runTool(binary: string, args: string[], timeoutMs: number): Promise<ToolResult> {
   const command = [binary, ...args];
-  const r = await execa(binary, args, { reject: false, timeout: timeoutMs, stdin: 'ignore', killSignal: 'SIGKILL' });
-  const failure = r.timedOut ? 'timeout' : (r as { code?: string }).code === 'ENOENT' ? 'not-found' : r.exitCode === undefined ? 'error' : null;
-  return { ok: !r.failed, exitCode: r.exitCode ?? null, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), failure, command };
+  const sub = execa(binary, args, { reject: false, stdin: 'ignore', detached: true, killSignal: 'SIGKILL' });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    const pid = sub.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, 'SIGKILL'); // the tool and everything it started
+    } catch {
+      sub.kill('SIGKILL');
+    }
+  }, timeoutMs);
+  try {
+    const r = await sub;
+    const failure = timedOut ? 'timeout' : (r as { code?: string }).code === 'ENOENT' ? 'not-found' : r.exitCode === undefined ? 'error' : null;
+    return { ok: !timedOut && !r.failed, exitCode: r.exitCode ?? null, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), failure, command };
+  } finally {
+    clearTimeout(timer);
+  }
 }

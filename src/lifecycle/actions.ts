@@ -163,6 +163,8 @@ export async function runActions(ex: Executor, actions: Action[]): Promise<RunRe
       }
       const base = e instanceof VgpuctlError ? e : new VgpuctlError('internal', String((e as Error)?.message ?? e), { cause: e });
       const parts = [base.message];
+      // After earlier steps succeeded, say which step this was (the kernel's sentence names only a path).
+      if (done.length > 0) parts.push(`failed at step ${done.length + 1} of ${actions.length}: ${a.summary}`);
       if (undone.length > 0) parts.push(`undone: ${undone.join('; ')}`);
       if (undoFailed.length > 0) parts.push(`could not undo: ${undoFailed.join('; ')} — run the command again or 'vgpuctl list --all' to see what is left`);
       if (done.length === 0) parts.push('nothing was changed');

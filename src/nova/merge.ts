@@ -10,6 +10,8 @@
  *   sections that follow one another are one region; the new sections take the place of the first region.
  *   Comment and blank lines after the last key of a region belong to what follows and are kept.
  */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { normalizeGroup, parseIni, type IniDocument } from './ini.js';
 
@@ -157,4 +159,28 @@ export function mergeIni(original: string, spec: MergeSpec, fileLabel: string): 
 
 function dropLeadingBlank(lines: string[]): string[] {
   return lines[0] === '' ? lines.slice(1) : lines;
+}
+
+/**
+ * Replaces a file through a temporary file in the same directory and a rename, keeping its mode and (when
+ * run as root) its owner and group: nova.conf is typically root:nova 0640.
+ */
+export async function writeFilePreserving(realPath: string, content: string): Promise<void> {
+  const st = await fs.stat(realPath);
+  const tmp = path.join(path.dirname(realPath), `.${path.basename(realPath)}.vgpuctl-${process.pid}.tmp`);
+  const handle = await fs.open(tmp, 'wx', st.mode & 0o7777);
+  try {
+    await handle.writeFile(content);
+    await handle.chmod(st.mode & 0o7777);
+    if (process.getuid?.() === 0) await handle.chown(st.uid, st.gid);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await fs.rename(tmp, realPath);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
 }

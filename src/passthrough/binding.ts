@@ -46,14 +46,21 @@ function detachActions(f: CardFunction): Action[] {
 }
 
 function attachActions(f: CardFunction): Action[] {
-  const override = `${HOST_PATHS.pciDevices}/${f.address}/driver_override`;
+  const device = `${HOST_PATHS.pciDevices}/${f.address}`;
+  const override = `${device}/driver_override`;
+  // Undo: probe with the override at vfio-pci (the host has no other way to pick vfio-pci), then put the
+  // override back as it was — "(null)" for a card that vfio-pci.ids gave to vfio-pci at boot.
+  const undoOverride = [
+    write(override, 'vfio-pci', `set driver_override of ${f.address} back to vfio-pci`),
+    write(PROBE, f.address, `rebind ${f.address} to vfio-pci`),
+    ...(f.driverOverride === 'vfio-pci' ? [] : [write(override, f.driverOverride ?? '\n', `restore driver_override of ${f.address}`)]),
+  ];
   return [
-    write(override, '\n', `clear driver_override of ${f.address}`, [
-      write(override, 'vfio-pci', `set driver_override of ${f.address} back to vfio-pci`),
-      write(PROBE, f.address, `rebind ${f.address} to vfio-pci`),
-    ]),
+    write(override, '\n', `clear driver_override of ${f.address}`, undoOverride),
     ...(f.driver === 'vfio-pci' ? [write(`${HOST_PATHS.pciDrivers}/vfio-pci/unbind`, f.address, `unbind ${f.address} from vfio-pci`)] : []),
-    write(PROBE, f.address, `let the host driver take ${f.address}`),
+    // Which host driver takes it (nvidia, nouveau, snd_hda_intel) is the kernel's choice: undo through the
+    // device's own driver link.
+    write(PROBE, f.address, `let the host driver take ${f.address}`, write(`${device}/driver/unbind`, f.address, `unbind ${f.address} from the host driver`)),
   ];
 }
 

@@ -48,21 +48,27 @@ async function detectCpu(host: HostRoot, given?: 'intel' | 'amd'): Promise<'inte
   throw new VgpuctlError('invalid-input', 'cannot tell the CPU vendor (no /proc/cpuinfo): give --cpu intel or --cpu amd');
 }
 
-/** vfio-pci ids: every function of the cards meant for passthrough; never a card that serves vGPU. */
-async function passthroughIds(host: HostRoot, opts: PrepareOptions): Promise<string[]> {
+const idOf = (f: { vendorId: string; deviceId: string }): string => `${f.vendorId.slice(2)}:${f.deviceId.slice(2)}`;
+
+/** vendor:device ids of the functions of every card that serves vGPU (an mdev parent, or carrying mdevs). */
+async function vgpuCardIds(host: HostRoot): Promise<{ cards: Awaited<ReturnType<typeof discoverCards>>; parents: Set<string>; ids: Set<string> }> {
   const cards = await discoverCards(host);
   const parents = new Set((await discoverParents(host)).map((p) => p.name));
-  const vgpuIds = new Set(
-    cards.filter((c) => c.functions.some((f) => parents.has(f.address)) || c.mdevs.length > 0).flatMap((c) => c.functions.map((f) => `${f.vendorId.slice(2)}:${f.deviceId.slice(2)}`)),
-  );
+  const ids = new Set(cards.filter((c) => c.functions.some((f) => parents.has(f.address)) || c.mdevs.length > 0).flatMap((c) => c.functions.map(idOf)));
+  return { cards, parents, ids };
+}
+
+/** vfio-pci ids: every function of the cards meant for passthrough; never a card that serves vGPU. */
+async function passthroughIds(host: HostRoot, opts: PrepareOptions, vgpu: Awaited<ReturnType<typeof vgpuCardIds>>): Promise<string[]> {
+  const { cards, parents } = vgpu;
   let ids: string[];
   if (opts.ids === 'auto') {
-    ids = cards.filter((c) => !c.functions.some((f) => parents.has(f.address)) && c.mdevs.length === 0).flatMap((c) => c.functions.filter((f) => f.role === 'video' || f.role === 'audio').map((f) => `${f.vendorId.slice(2)}:${f.deviceId.slice(2)}`));
+    ids = cards.filter((c) => !c.functions.some((f) => parents.has(f.address)) && c.mdevs.length === 0).flatMap((c) => c.functions.filter((f) => f.role === 'video' || f.role === 'audio').map(idOf));
   } else {
     ids = opts.ids.map((i) => i.toLowerCase());
   }
   ids = [...new Set(ids)].sort();
-  const clash = ids.filter((i) => vgpuIds.has(i));
+  const clash = ids.filter((i) => vgpu.ids.has(i));
   if (clash.length > 0) {
     throw new VgpuctlError(
       'refused',
@@ -72,35 +78,83 @@ async function passthroughIds(host: HostRoot, opts: PrepareOptions): Promise<str
   return ids;
 }
 
-/** Adds tokens to GRUB_CMDLINE_LINUX (or a systemd-boot cmdline), replacing any older value of a key. */
-export function withKernelArgs(line: string, args: string[]): string {
+/** Kernel arguments whose value is a comma-separated list the operator may have extended. */
+const LIST_ARGS = new Set(['modprobe.blacklist', 'rd.driver.blacklist', 'module_blacklist']);
+
+/**
+ * Adds tokens to GRUB_CMDLINE_LINUX (or a systemd-boot cmdline), replacing any older value of a key.
+ * List-valued blacklists keep the operator's other entries; vfio-pci.ids keeps the ids of non-NVIDIA
+ * devices (a NIC passed through) while vgpuctl owns the NVIDIA ones; `dropIds` (the ids of cards that
+ * serve vGPU) never stay in vfio-pci.ids.
+ */
+export function withKernelArgs(line: string, args: string[], dropIds: ReadonlySet<string> = new Set()): string {
   const tokens = line.split(/\s+/).filter(Boolean);
+  const keyOf = (t: string) => t.split('=')[0]!;
+  const valueOf = (t: string) => t.slice(t.indexOf('=') + 1);
   for (const a of args) {
-    const key = a.split('=')[0]!;
-    const i = tokens.findIndex((t) => t.split('=')[0] === key);
-    if (i >= 0) tokens[i] = a;
-    else tokens.push(a);
+    const key = keyOf(a);
+    const i = tokens.findIndex((t) => keyOf(t) === key);
+    if (i < 0) {
+      tokens.push(a);
+      continue;
+    }
+    const old = valueOf(tokens[i]!).split(',').filter(Boolean);
+    const wanted = valueOf(a).split(',').filter(Boolean);
+    if (LIST_ARGS.has(key)) tokens[i] = `${key}=${[...old, ...wanted.filter((w) => !old.includes(w))].join(',')}`;
+    else if (key === 'vfio-pci.ids') tokens[i] = `${key}=${[...wanted, ...old.filter((o) => !o.toLowerCase().startsWith('10de:') && !wanted.includes(o.toLowerCase()))].join(',')}`;
+    else tokens[i] = a;
+  }
+  if (dropIds.size > 0) {
+    const i = tokens.findIndex((t) => keyOf(t) === 'vfio-pci.ids');
+    if (i >= 0) {
+      const kept = valueOf(tokens[i]!).split(',').filter((id) => id !== '' && !dropIds.has(id.toLowerCase()));
+      if (kept.length > 0) tokens[i] = `vfio-pci.ids=${kept.join(',')}`;
+      else tokens.splice(i, 1);
+    }
   }
   return tokens.join(' ');
 }
 
-function editGrubDefault(text: string, args: string[]): string {
-  const re = /^GRUB_CMDLINE_LINUX=(["']?)(.*)\1[ \t]*$/m;
-  const m = re.exec(text);
-  if (!m) return `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}GRUB_CMDLINE_LINUX="${withKernelArgs('', args)}"\n`;
-  return text.replace(re, `GRUB_CMDLINE_LINUX="${withKernelArgs(m[2]!, args)}"`);
+/**
+ * Edits the last `GRUB_CMDLINE_LINUX=` assignment of /etc/default/grub (a shell file: the last one wins),
+ * whatever its quoting — double quotes (which may span lines), single quotes or none — and leaves every
+ * other byte of the file as it was, a comment after the value included.
+ */
+export function editGrubDefault(text: string, args: string[], dropIds: ReadonlySet<string> = new Set()): string {
+  const starts = [...text.matchAll(/^[ \t]*(?:export[ \t]+)?GRUB_CMDLINE_LINUX=/gm)];
+  const last = starts[starts.length - 1];
+  if (!last) return `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}GRUB_CMDLINE_LINUX="${withKernelArgs('', args)}"\n`;
+  const valueStart = last.index + last[0].length;
+  const q = text[valueStart];
+  let value: string;
+  let end: number;
+  if (q === '"' || q === "'") {
+    let i = valueStart + 1;
+    while (i < text.length && text[i] !== q) i += q === '"' && text[i] === '\\' ? 2 : 1;
+    if (i >= text.length) {
+      throw new VgpuctlError('refused', `cannot edit GRUB_CMDLINE_LINUX in /etc/default/grub: its ${q === '"' ? 'double' : 'single'} quote is never closed; fix the file first`);
+    }
+    value = text.slice(valueStart + 1, i);
+    end = i + 1;
+  } else {
+    value = /^[^\s#;]*/.exec(text.slice(valueStart))![0];
+    end = valueStart + value.length;
+  }
+  const quote = q === "'" ? "'" : '"';
+  return `${text.slice(0, valueStart)}${quote}${withKernelArgs(value, args, dropIds)}${quote}${text.slice(end)}`;
 }
 
 export async function prepareHost(host: HostRoot, opts: PrepareOptions): Promise<PrepareReport> {
   if (opts.mode === 'vgpu' && opts.ids !== 'auto' && opts.ids.length > 0) throw new VgpuctlError('usage', '--ids is for --mode passthrough; vGPU cards stay on the nvidia driver');
   const cpu = await detectCpu(host, opts.cpu);
-  const ids = opts.mode === 'passthrough' ? await passthroughIds(host, opts) : [];
+  const vgpu = await vgpuCardIds(host);
+  const ids = opts.mode === 'passthrough' ? await passthroughIds(host, opts, vgpu) : [];
   const kernelArgs = [cpu === 'intel' ? 'intel_iommu=on' : 'amd_iommu=on', 'iommu=pt', 'rd.driver.blacklist=nouveau', 'modprobe.blacklist=nouveau', ...(ids.length > 0 ? [`vfio-pci.ids=${ids.join(',')}`] : [])];
   const read = async (p: string) => fs.readFile(host.path(p), 'utf8').catch(() => null);
 
   const wanted: Array<{ path: string; content: string }> = [];
-  if (opts.bootloader === 'grub') wanted.push({ path: '/etc/default/grub', content: editGrubDefault((await read('/etc/default/grub')) ?? '', kernelArgs) });
-  else wanted.push({ path: '/etc/kernel/cmdline', content: `${withKernelArgs(((await read('/etc/kernel/cmdline')) ?? '').trim(), kernelArgs)}\n` });
+  if (opts.bootloader === 'grub') wanted.push({ path: '/etc/default/grub', content: editGrubDefault((await read('/etc/default/grub')) ?? '', kernelArgs, vgpu.ids) });
+  else wanted.push({ path: '/etc/kernel/cmdline', content: `${withKernelArgs(((await read('/etc/kernel/cmdline')) ?? '').trim(), kernelArgs, vgpu.ids)}\n` });
   wanted.push({ path: '/etc/modprobe.d/vgpuctl-blacklist-nouveau.conf', content: '# written by vgpuctl prepare: the NVIDIA driver (or vfio-pci) must own the GPUs\nblacklist nouveau\noptions nouveau modeset=0\n' });
   if (opts.mode === 'passthrough') {
     wanted.push({

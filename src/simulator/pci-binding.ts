@@ -37,6 +37,13 @@ async function heldBy(host: HostRoot, addr: string): Promise<number | null> {
   return null;
 }
 
+/**
+ * The nvidia driver registers a GPU as an mdev parent when it binds and unregisters it when it lets go:
+ * its mdev_supported_types and /sys/class/mdev_bus link exist only while nvidia holds the device. The
+ * simulator keeps the types (with their counters) aside while another driver has the GPU.
+ */
+const PARKED_TYPES = '.sim-parked-mdev_supported_types';
+
 async function bind(host: HostRoot, dir: string, addr: string, driver: string): Promise<void> {
   const tree = new TreeWriter(host);
   const drvDir = `${HOST_PATHS.pciDrivers}/${driver}`;
@@ -45,6 +52,10 @@ async function bind(host: HostRoot, dir: string, addr: string, driver: string): 
   await tree.link(`${drvDir}/${addr}`, dir);
   const group = await host.linkBasename(host.path(`${dir}/iommu_group`));
   if (driver === 'vfio-pci' && group !== null) await tree.file(`/dev/vfio/${group}`, '', 0o600);
+  if (driver === 'nvidia' && (await host.exists(host.path(`${dir}/${PARKED_TYPES}`)))) {
+    await fs.rename(host.path(`${dir}/${PARKED_TYPES}`), host.path(`${dir}/mdev_supported_types`));
+    await tree.link(`${HOST_PATHS.mdevBus}/${addr}`, dir);
+  }
 }
 
 async function unbind(host: HostRoot, dir: string, addr: string, driver: string): Promise<void> {
@@ -53,6 +64,13 @@ async function unbind(host: HostRoot, dir: string, addr: string, driver: string)
   const holder = driver === 'vfio-pci' ? await heldBy(host, addr) : null;
   if (holder !== null) throw errnoError('EBUSY', `${addr} is in use by process ${holder}`);
   const tree = new TreeWriter(host);
+  if (driver === 'nvidia' && (await host.exists(host.path(`${dir}/mdev_supported_types`)))) {
+    // The kernel would tear the mdevs down (and block while a VM holds one); vgpuctl never asks for that.
+    const active = await mdevsOn(host, dir);
+    if (active.length > 0) throw errnoError('EBUSY', `${addr} still carries mdevs ${active.join(', ')}`);
+    await fs.rename(host.path(`${dir}/mdev_supported_types`), host.path(`${dir}/${PARKED_TYPES}`));
+    await tree.remove(`${HOST_PATHS.mdevBus}/${addr}`);
+  }
   await tree.remove(`${dir}/driver`);
   await tree.remove(`${HOST_PATHS.pciDrivers}/${driver}/${addr}`);
   const group = await host.linkBasename(host.path(`${dir}/iommu_group`));
@@ -62,6 +80,16 @@ async function unbind(host: HostRoot, dir: string, addr: string, driver: string)
     const stillVfio = await Promise.all(members.map(async (m) => (await host.linkBasename(host.path(`${devPath(m)}/driver`))) === 'vfio-pci'));
     if (!stillVfio.some(Boolean)) await tree.remove(`/dev/vfio/${group}`);
   }
+}
+
+/** UUIDs of the active mdevs whose parent is the device at `dir` (host path of the real directory). */
+async function mdevsOn(host: HostRoot, dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const uuid of await host.list(host.path(HOST_PATHS.mdevDevices))) {
+    const real = await host.realpath(host.path(`${HOST_PATHS.mdevDevices}/${uuid}`)).catch(() => null);
+    if (real !== null && path.posix.dirname(host.hostPathOf(real)) === dir) out.push(uuid);
+  }
+  return out;
 }
 
 /** Applies a write to a PCI binding attribute; returns false when the path is not one. */
@@ -81,6 +109,12 @@ export async function simulatePciWrite(host: HostRoot, hostPath: string, data: s
     const target = override !== '' && override !== '(null)' ? override : await nativeDriver(host, d);
     if (target !== null && (await host.exists(host.path(`${HOST_PATHS.pciDrivers}/${target}`)))) await bind(host, d, addr, target);
     return true;
+  }
+  // `echo ADDR > /sys/bus/pci/devices/ADDR/driver/unbind`: the unbind file of whatever driver holds it.
+  if (name === 'unbind' && path.posix.basename(dir) === 'driver' && (await host.exists(host.path(`${path.posix.dirname(dir)}/vendor`)))) {
+    const current = await host.linkBasename(host.path(dir));
+    if (current === null) throw errnoError('ENOENT', `${path.posix.dirname(dir)} is not bound to a driver`);
+    return simulatePciWrite(host, `${HOST_PATHS.pciDrivers}/${current}/unbind`, data);
   }
   const m = /^\/sys\/bus\/pci\/drivers\/([^/]+)\/(bind|unbind)$/.exec(hostPath);
   if (m) {

@@ -44,7 +44,7 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
           raw,
           'option',
         );
-        const tools = defaultToolPaths();
+        const tools = defaultToolPaths(setup.env);
         const r = await cleanup(
           { host: ctx.host, writer: ctx.writer, catalogue: ctx.catalogue, backend: o.backend, dryRun: o.dryRun, lockTimeoutMs: o.lockTimeout * 1000, warn: (m) => io.err(`vgpuctl: warning: ${m}`) },
           { orphans: o.orphans, restartVgpuMgr: o.restartVgpuMgr, tools: { nvidiaSmi: o.nvidiaSmi ?? tools.nvidiaSmi, systemctl: o.systemctl ?? tools.systemctl }, timeoutMs: o.timeout * 1000 },
@@ -83,7 +83,7 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
           'option',
         );
         const format = globals.rawOutput ?? 'text';
-        const tools = defaultToolPaths();
+        const tools = defaultToolPaths(setup.env);
         const report = await runHealth(ctx.host, {
           plan: o.plan === undefined ? undefined : loadPlanFile(o.plan),
           tools: { nvidiaSmi: o.nvidiaSmi ?? tools.nvidiaSmi, systemctl: o.systemctl ?? tools.systemctl },

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { changeBinding, type BindingResult } from '../../passthrough/binding.js';
-import { discoverCards, selectCards } from '../../passthrough/cards.js';
+import { discoverCards, selectCards, type Card } from '../../passthrough/cards.js';
 import { prepareHost } from '../../passthrough/prepare.js';
 import { parseInput } from '../context.js';
 import { printJson, renderTable, type Io } from '../output.js';
@@ -20,6 +20,27 @@ function printBinding(io: Io, r: BindingResult): void {
   }
 }
 
+/** The JSON form of a card: snake_case field names, like every other command's output. */
+function cardJson(c: Card): Record<string, unknown> {
+  return {
+    name: c.name,
+    address: c.address,
+    functions: c.functions.map((f) => ({
+      address: f.address,
+      role: f.role,
+      vendor_id: f.vendorId,
+      device_id: f.deviceId,
+      class_code: f.classCode,
+      driver: f.driver,
+      driver_override: f.driverOverride,
+      iommu_group: f.iommuGroup,
+    })),
+    iommu_groups: c.iommuGroups,
+    foreign_in_group: c.foreignInGroup.map((f) => ({ address: f.address, class_code: f.classCode, driver: f.driver })),
+    mdevs: c.mdevs,
+  };
+}
+
 export function registerPciCommands(program: Command, setup: CommandSetup): void {
   const io = setup.io;
   const pci = program.command('pci').description('whole-GPU passthrough: list cards, show and change which driver holds them');
@@ -30,7 +51,7 @@ export function registerPciCommands(program: Command, setup: CommandSetup): void
     .action(
       setup.action(async (ctx) => {
         const cards = await discoverCards(ctx.host);
-        if (ctx.output === 'json') return printJson(io, { cards });
+        if (ctx.output === 'json') return printJson(io, { cards: cards.map(cardJson) });
         io.out(
           cards.length === 0
             ? 'No NVIDIA cards.'
