@@ -8,7 +8,16 @@
 #   python3-nova      - nova's own config parser and driver code, which load the nova.conf vgpuctl generates
 #   libvirt-clients   - virt-xml-validate, which checks the <hostdev> elements vgpuctl generates
 #   libxml2-utils     - xmllint, which virt-xml-validate runs
+# and then builds (or reuses) the real-kernel VM of test/kernel/ (qemu, Debian's kernel, the sample mdev
+# drivers); VGPUCTL_SKIP_KERNEL_VM=1 skips that step on a developer machine.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+kernel_vm() {
+  if [ "${VGPUCTL_SKIP_KERNEL_VM:-}" = "1" ]; then echo "install-test-deps: kernel VM skipped (VGPUCTL_SKIP_KERNEL_VM=1)"; return 0; fi
+  if [ "$(id -u)" -ne 0 ]; then echo "install-test-deps: the kernel VM needs root; its tests will be skipped" >&2; return 0; fi
+  bash "$here/../test/kernel/setup-vm.sh"
+}
 
 packages=(mdevctl util-linux ansible-core prometheus python3-nova libvirt-clients libxml2-utils)
 commands=(mdevctl unshare ansible-playbook promtool virt-xml-validate xmllint python3)
@@ -24,6 +33,7 @@ for m in "${python_modules[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-test-deps: all test tools present (${commands[*]})"
+  kernel_vm
   exit 0
 fi
 
@@ -41,3 +51,4 @@ done
 for m in "${python_modules[@]}"; do
   /usr/bin/python3 -c "import $m" >/dev/null 2>&1 || { echo "install-test-deps: python module $m still missing after install" >&2; exit 1; }
 done
+kernel_vm
