@@ -33,13 +33,12 @@ const write = (path: string, data: string, summary: string, undo?: Action | Acti
 
 function detachActions(f: CardFunction): Action[] {
   const override = `${HOST_PATHS.pciDevices}/${f.address}/driver_override`;
-  const restore = f.driverOverride ?? '\n';
-  const actions: Action[] = [
-    write(override, 'vfio-pci', `set driver_override of ${f.address} to vfio-pci`, [
-      write(override, restore, `restore driver_override of ${f.address}`),
-      write(PROBE, f.address, `give ${f.address} back to ${f.driver ?? 'its driver'}`),
-    ]),
-  ];
+  const restore = write(override, f.driverOverride ?? '\n', `restore driver_override of ${f.address}`);
+  // Undo: a probe with the override naming the original driver binds exactly that one (pci-stub as well
+  // as nvidia; a probe without it would pick the native driver); a function that had no driver stays
+  // without one.
+  const undo = f.driver === null ? [restore] : [write(override, f.driver, `point driver_override of ${f.address} at ${f.driver}`), write(PROBE, f.address, `give ${f.address} back to ${f.driver}`), restore];
+  const actions: Action[] = [write(override, 'vfio-pci', `set driver_override of ${f.address} to vfio-pci`, undo)];
   if (f.driver) actions.push(write(`${HOST_PATHS.pciDrivers}/${f.driver}/unbind`, f.address, `unbind ${f.address} from ${f.driver}`));
   actions.push(write(PROBE, f.address, `bind ${f.address} to vfio-pci`, write(`${HOST_PATHS.pciDrivers}/vfio-pci/unbind`, f.address, `unbind ${f.address} from vfio-pci`)));
   return actions;
