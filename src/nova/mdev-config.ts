@@ -254,9 +254,11 @@ export function buildMdevConfig(
     const lost: string[] = [];
     if (others.length > 0) lost.push(`it also offers ${t} on ${others.slice(0, 8).join(', ')}${others.length > 8 ? `, … (${others.length} in all)` : ''}, not only on ${g.addresses.join(', ')}`);
     if (rules.mdevClass && g.mdev_class !== 'VGPU') lost.push(`the resource class is VGPU, not ${g.mdev_class}`);
-    const reason = rules.perTypeGroups
-      ? `nova ${release.name} ignores device_addresses and mdev_class when only one type is enabled (fixed in 2024.1)`
-      : `nova ${release.name} has no per-type groups (Ussuri and later)`;
+    const reason = !rules.perTypeGroups
+      ? `nova ${release.name} has no per-type groups (Ussuri and later)`
+      : rules.mdevClass
+        ? `nova ${release.name} ignores device_addresses and mdev_class when only one type is enabled (fixed in 2024.1)`
+        : `nova ${release.name} ignores [vgpu_${t}] device_addresses when only one type is enabled (fixed in 2024.1)`;
     singleTypeMessage = `${reason}: the file enables ${t} only${lost.length > 0 ? `, and ${lost.join('; ')}` : ' (every GPU that offers it is meant for it, so nothing is lost)'}`;
     if (lost.length > 0) warnings.push({ code: 'single-type', message: singleTypeMessage });
     else notes.push(singleTypeMessage);

@@ -152,7 +152,10 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
           const text = await readText(hostFile(ctx.host, o.check), o.check);
           const problems = validateNovaConf(parseIni(text), release);
           const errors = errorsOf(problems);
-          if (ctx.output === 'json') printJson(io, { file: o.check, release: releaseJson(release), ok: errors.length === 0, problems });
+          if (ctx.output === 'json') {
+            const warnings = problems.filter((p) => p.severity === 'warning').map((p) => ({ code: p.code, message: p.message }));
+            printJson(io, { file: o.check, release: releaseJson(release), ok: errors.length === 0, problems, warnings });
+          }
           else {
             io.out(errors.length === 0 ? `${o.check}: nova ${release.name} accepts the vGPU and PCI options.` : `${o.check}: nova ${release.name} would refuse it:`);
             for (const p of problems) io.out(`  ${p.severity}: ${p.line !== null ? `line ${p.line}: ` : ''}${p.message}`);
