@@ -3,7 +3,6 @@
  * The lock file holds the owner's pid; a lock whose owner is dead (killed -9, a crash) is taken over with
  * a warning; a live owner makes us wait a bounded time and then fail with its pid.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
@@ -29,33 +28,41 @@ const alive = (pid: number): boolean => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Puts the lock file in place with its content in one step: the pid is written to a private file that is
- * then hard-linked to the lock path (link fails with EEXIST while a lock exists). A contender therefore
- * never reads a lock file without its pid, which it would take for a stale lock and take over. The lock
- * directory may vanish under us (a run that releases the last lock removes it): then make it again.
- * Returns false when another lock is in place.
+ * Creates the lock file (O_EXCL) and writes the pid into it. Returns false when a lock file exists. The
+ * lock directory may vanish under us (a run that releases the last lock removes it): then make it again.
  */
 async function createLockFile(host: HostRoot, file: string, content: string): Promise<boolean> {
+  const fail = (e: unknown) => new VgpuctlError('refused', `cannot create the lock ${host.hostPathOf(file)}: ${errnoOf(e) ?? e}`, { cause: e });
   for (let attempt = 0; ; attempt++) {
-    const own = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
     try {
       await fs.mkdir(path.dirname(file), { recursive: true });
-      await fs.writeFile(own, content, { flag: 'wx', mode: 0o644 });
-      try {
-        await fs.link(own, file);
-        return true;
-      } catch (e) {
-        if (errnoOf(e) === 'EEXIST') return false;
-        throw e;
-      } finally {
-        await fs.rm(own, { force: true });
-      }
     } catch (e) {
       if (errnoOf(e) === 'ENOENT' && attempt < 100) continue;
-      throw new VgpuctlError('refused', `cannot create the lock ${host.hostPathOf(file)}: ${errnoOf(e) ?? e}`, { cause: e });
+      throw fail(e);
     }
+    let handle;
+    try {
+      handle = await fs.open(file, 'wx', 0o644);
+    } catch (e) {
+      if (errnoOf(e) === 'EEXIST') return false;
+      if (errnoOf(e) === 'ENOENT' && attempt < 100) continue;
+      throw fail(e);
+    }
+    try {
+      await handle.writeFile(content);
+    } finally {
+      await handle.close();
+    }
+    return true;
   }
 }
+
+/**
+ * A lock file is created empty and gets its pid a moment later. A contender that reads it in between must
+ * not take it for a stale lock (two runs would then hold the lock): a lock without a complete pid line is
+ * "being written" until it is this old; only then is it garbage, to be taken over.
+ */
+const UNWRITTEN_GRACE_MS = 2_000;
 
 export async function acquireHostLock(host: HostRoot, options: { timeoutMs?: number; command?: string } = {}): Promise<HostLock> {
   const file = host.path(LOCK_PATH);
@@ -70,14 +77,22 @@ export async function acquireHostLock(host: HostRoot, options: { timeoutMs?: num
           const text = await fs.readFile(file, 'utf8').catch(() => '');
           if (text.split('\n')[0] === String(process.pid)) await fs.rm(file, { force: true });
           // Leave no trace of a run: drop the lock directory when it is empty (a refused command then
-          // leaves the host byte for byte as it was). It is not empty while anyone else holds or is
-          // taking the lock; createLockFile makes it again when needed.
+          // leaves the host byte for byte as it was). It is not empty while anyone else holds the lock;
+          // createLockFile makes it again when needed.
           await fs.rmdir(path.dirname(file)).catch(() => undefined);
         },
       };
     }
     const text = await fs.readFile(file, 'utf8').catch(() => null);
     if (text === null) continue; // released meanwhile
+    if (!/^\d+\n/.test(text)) {
+      const stat = await fs.stat(file).catch(() => null);
+      if (stat === null) continue; // released meanwhile
+      if (Date.now() - stat.mtimeMs < UNWRITTEN_GRACE_MS) {
+        await sleep(10); // its writer is about to put its pid in
+        continue;
+      }
+    }
     const [pidText, command] = text.split('\n');
     const pid = Number(pidText);
     if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) {
