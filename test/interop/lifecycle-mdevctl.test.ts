@@ -4,12 +4,14 @@
  * same end state. mdevctl runs in a chroot of the tree; `sim settle` (or settle()) then applies the
  * kernel's reaction to what it wrote into sysfs.
  */
+import { execa } from 'execa';
 import { readFileSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { HostRoot } from '../../src/host/host-root.js';
 import { settle } from '../../src/simulator/kernel.js';
 import { cli, type CliResult } from '../helpers/cli.js';
-import { hostFrom, snapshotTree } from '../helpers/hosts.js';
+import { hostFrom, snapshotTree, tempDir } from '../helpers/hosts.js';
 import { flattenDump, mdevctl, mdevctlJson } from '../helpers/mdevctl.js';
 import { canRunMdevctlOracle } from '../helpers/tools.js';
 
@@ -25,6 +27,18 @@ const TRIPWIRE = '/nonexistent/mdevctl-tripwire';
 afterEach(() => {
   vi.unstubAllEnvs();
 });
+
+/**
+ * Two identical fresh trees of a fixture: the second is a `cp -a` of the first (laying out the SR-IOV
+ * fixture takes seconds, copying it a fraction of one). The tests end by comparing the whole trees, so a
+ * copy that differed would fail them, never let them pass.
+ */
+async function twoHostsFrom(fixture: string): Promise<{ sysfs: HostRoot; mdevctl: HostRoot }> {
+  const first = await hostFrom(fixture);
+  const copy = path.join(tempDir(), 'root');
+  await execa('cp', ['-a', '--', first.root, copy]);
+  return { sysfs: first, mdevctl: new HostRoot(copy) };
+}
 
 /** Asserts exit 0, showing stderr when it is not. */
 function ok(r: CliResult): CliResult {
@@ -214,7 +228,8 @@ describe.skipIf(skip)('devices created by either tool are seen by the other', ()
 
 describe.skipIf(skip)('the sysfs and mdevctl backends reach the same end state', () => {
   it('P40: create --count 2 --define --auto, stop, undefine, modify --manual, destroy', async () => {
-    const trees = { sysfs: await hostFrom('p40-seed004'), mdevctl: await hostFrom('p40-seed004') };
+    const trees = await twoHostsFrom('p40-seed004');
+    const initial = await viewOf(trees.sysfs.root);
     const views: Record<'sysfs' | 'mdevctl', HostView[]> = { sysfs: [], mdevctl: [] };
     const commands: Record<'sysfs' | 'mdevctl', string[]> = { sysfs: [], mdevctl: [] };
 
@@ -262,14 +277,15 @@ describe.skipIf(skip)('the sysfs and mdevctl backends reach the same end state',
     expect(s[2]!.devices).toEqual([row(U2, true)]);
     expect(Object.keys(s[2]!.definitions)).toEqual([`${P40}/${U2}`]);
     expect(s[3]!.definitions).toEqual({ [`${P40}/${U2}`]: auto.replace('"auto"', '"manual"') });
-    expect(s[4]).toEqual({ devices: [], definitions: {}, available: (await viewOf((await hostFrom('p40-seed004')).root)).available });
+    expect(s[4]).toEqual({ devices: [], definitions: {}, available: initial.available });
+    expect(initial.devices).toEqual([]);
 
     // Finally the whole trees, every file and link, are the same.
     expect(await snapshotTree(trees.mdevctl.root)).toEqual(await snapshotTree(trees.sysfs.root));
   });
 
   it('A100D SR-IOV: destroy one of StackHPC\'s devices, then create on a free VF with -p', async () => {
-    const trees = { sysfs: await hostFrom('a100d-sriov-seed002'), mdevctl: await hostFrom('a100d-sriov-seed002') };
+    const trees = await twoHostsFrom('a100d-sriov-seed002');
     const gone = '5c630867-a673-5d75-aa31-a499e6c7cb19'; // on VF 0000:21:00.4, with its nvidia-mdev@ unit
     const vf = '0000:21:01.0';
     const views: Record<'sysfs' | 'mdevctl', HostView[]> = { sysfs: [], mdevctl: [] };
@@ -314,7 +330,7 @@ describe.skipIf(skip)('the sysfs and mdevctl backends reach the same end state',
     }
     // … and the trees are the same, unit files included.
     expect(await snapshotTree(trees.mdevctl.root)).toEqual(await snapshotTree(trees.sysfs.root));
-  }, 30_000);
+  });
 });
 
 describe.skipIf(skip)('the mdevctl backend fails with clear sentences', () => {
@@ -356,7 +372,7 @@ describe.skipIf(skip)('the mdevctl backend fails with clear sentences', () => {
     vi.stubEnv('VGPUCTL_MDEVCTL', TRIPWIRE);
     const r = await cli(['--root', host.root, '--simulate', 'create', '--backend', 'mdevctl', '-t', 'nvidia-286', '-p', P40, '-u', U3, '--define']);
     const line = expectOneSentenceError(r);
-    expect(line).toBe(`vgpuctl: error: no instances of P40-12C (nvidia-286) left on ${P40}: 2 of 2 in use`);
+    expect(line).toBe(`vgpuctl: error: no instances of P40-12C (nvidia-286) left on ${P40}: 2 of 2 in use; free one, or pick another GPU (vgpuctl types --available)`);
     expect(await snapshotTree(host.root)).toEqual(before);
   });
 
