@@ -3,15 +3,16 @@
  * last; a run that finds a journal knows the previous apply was interrupted, removes the devices that run
  * created and the current plan does not hold, and converges like any other run.
  */
+import { remapEntry, remapProblem, vendorPlanPart } from '../vendor-vfio/plan.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
-import type { HostRoot } from '../host/host-root.js';
+import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { describeAction, runActions, writeFileAtomic, type Action } from '../lifecycle/actions.js';
 import { makeBackend } from '../lifecycle/backends.js';
 import { readHostState, findTypeOn, type HostState } from '../lifecycle/host-state.js';
-import { withHostLock } from '../lifecycle/lock.js';
+import { LOCK_PATH, withHostLock } from '../lifecycle/lock.js';
 import type { LifecycleContext } from '../lifecycle/operation.js';
 import { usageOf } from '../rules/device-users.js';
 import { placementOf, typeUsage } from '../rules/placement.js';
@@ -44,6 +45,38 @@ async function namespaceFor(host: HostRoot, plan: Plan): Promise<string> {
   if (plan.uuid_namespace) return plan.uuid_namespace;
   const machineId = await host.readAttr(host.path('/etc/machine-id'));
   return hostNamespace(machineId);
+}
+
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * A vgpuctl killed while writing a file leaves its temporary file behind: `.NAME.vgpuctl-PID.tmp` next to a
+ * definition or the journal (writeFileAtomic), `lock.PID.RANDOM.new` beside the lock. mdevctl warns about a
+ * definition directory entry that is not a UUID on every listing, so an apply takes away those of dead
+ * processes (under the host lock, never one of a live process).
+ */
+async function removeDeadTempFiles(host: HostRoot): Promise<string[]> {
+  const base = host.path(HOST_PATHS.mdevctlConfig);
+  const parents = (await fs.readdir(base).catch(() => [] as string[])).filter((p) => p !== 'scripts.d').map((p) => path.join(base, p));
+  const dirs = [...parents, path.dirname(host.path(JOURNAL_PATH)), path.dirname(host.path(LOCK_PATH))];
+  const removed: string[] = [];
+  for (const dir of dirs) {
+    for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+      const m = /^\..+\.vgpuctl-(\d+)\.tmp$/.exec(name) ?? /^lock\.(\d+)\.[0-9a-f]+\.new$/.exec(name);
+      const pid = m ? Number(m[1]) : NaN;
+      if (!m || pid === process.pid || pidAlive(pid)) continue;
+      await fs.rm(path.join(dir, name), { force: true });
+      removed.push(host.hostPathOf(path.join(dir, name)));
+    }
+  }
+  return removed;
 }
 
 async function readJournal(host: HostRoot): Promise<Journal | null> {
@@ -118,7 +151,12 @@ function capacityAfter(lc: LifecycleContext, state: HostState, c: Convergence): 
 async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, journal: Journal | null) {
   const state = await readHostState(lc.host);
   const namespace = await namespaceFor(lc.host, plan);
-  const c = converge(state, lc.catalogue, plan, { namespace, prune });
+  // vendor-VFIO GPUs are converged beside converge() (src/vendor-vfio/plan.ts); converge keeps the mdev entries.
+  const vendor = await vendorPlanPart(lc, plan);
+  const c = converge(state, lc.catalogue, vendor.mdevPlan, { namespace, prune, reclaim: new Set((journal?.creates ?? []).map((j) => j.uuid)) });
+  for (const d of c.devices) d.entry = remapEntry(vendor, d.entry);
+  c.problems = [...c.problems.map((p) => remapProblem(vendor, p)), ...vendor.problems];
+  c.invalid = c.invalid.map((p) => p.replace(/^gpus\.(\d+)|^gpus\[(\d+)\]/, (m, a, b) => (a !== undefined ? `gpus.${remapEntry(vendor, Number(a))}` : `gpus[${remapEntry(vendor, Number(b))}]`)));
   if (c.invalid.length > 0) {
     throw new VgpuctlError('invalid-input', `invalid plan, nothing was changed:\n  - ${c.invalid.join('\n  - ')}`, { details: { problems: c.problems } });
   }
@@ -133,14 +171,14 @@ async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, j
     .filter((u): u is NonNullable<typeof u> => u !== undefined && !plannedUuids.has(u.uuid) && !pruning.has(u.uuid) && usageOf(state.users, u.uuid).running.length === 0);
   const contents = new Map<string, string>();
   for (const d of state.definitions) contents.set(d.file, await fs.readFile(lc.host.path(d.file), 'utf8').catch(() => ''));
-  const actions = actionsOf(lc, state, c, leaked, contents);
-  const changes = changesOf(c, leaked);
+  const actions = [...actionsOf(lc, state, c, leaked, contents), ...vendor.actions];
+  const changes = [...changesOf(c, leaked), ...vendor.devices.flatMap((d) => d.needs.map((n) => ({ action: n, uuid: d.uuid, parent: d.parent, type: d.type })))];
   const prunedSet = new Set([...c.prune, ...leaked].map((d) => d.uuid));
   const report: PlanReport = {
     changed: actions.length > 0,
     dry_run: true,
     namespace,
-    devices: c.devices.map((d) => ({ uuid: d.uuid, parent: d.parent, type: d.type, profile: d.profile, autostart: d.autostart, entry: d.entry, gpu: d.gpu, adopted: d.adopted, needs: d.needs })),
+    devices: [...c.devices, ...vendor.devices].map((d) => ({ uuid: d.uuid, parent: d.parent, type: d.type, profile: d.profile, autostart: d.autostart, entry: d.entry, gpu: d.gpu, adopted: d.adopted, needs: d.needs })),
     changes,
     unplanned: c.unplanned.map((u) => ({ uuid: u.uuid, parent: u.parent, type: u.type, active: u.active, defined: u.definition !== null, in_use: u.in_use, reason: u.reason, pruned: prunedSet.has(u.uuid) })),
     capacity: capacityAfter(lc, state, c),
@@ -164,7 +202,7 @@ export async function waitForParents(lc: LifecycleContext, plan: Plan, seconds: 
   const deadline = Date.now() + seconds * 1000;
   const namespace = await namespaceFor(lc.host, plan);
   for (;;) {
-    const c = converge(await readHostState(lc.host), lc.catalogue, plan, { namespace, prune: false });
+    const c = converge(await readHostState(lc.host), lc.catalogue, (await vendorPlanPart(lc, plan)).mdevPlan, { namespace, prune: false });
     const missing = c.problems.filter((p) => /not a vGPU-capable GPU|no GPU offering|no .* GPU on this host|does not offer|no free virtual function/.test(p));
     if (missing.length === 0 || Date.now() >= deadline) return;
     await new Promise((r) => setTimeout(r, 500));
@@ -177,6 +215,8 @@ export async function applyPlan(lc: LifecycleContext, plan: Plan, prune: boolean
     lc.host,
     { timeoutMs: lc.lockTimeoutMs, command: 'apply', onTakeover: (pid) => lc.warn(`took over the lock of vgpuctl pid ${pid}, which is no longer running`) },
     async () => {
+      const litter = await removeDeadTempFiles(lc.host);
+      if (litter.length > 0) lc.warn(`removed ${litter.length} temporary file(s) an interrupted vgpuctl left behind: ${litter.join(', ')}`);
       const journal = await readJournal(lc.host);
       if (journal) lc.warn(`a previous apply (pid ${journal.pid}, started ${journal.started}) was interrupted; converging from the state it left`);
       const { report, actions } = await computeReport(lc, plan, prune, journal);
@@ -195,8 +235,12 @@ export async function applyPlan(lc: LifecycleContext, plan: Plan, prune: boolean
         ],
       };
       const journalFile = lc.host.path(JOURNAL_PATH);
-      await fs.mkdir(path.dirname(journalFile), { recursive: true });
-      await writeFileAtomic(journalFile, JSON.stringify(entry, null, 2));
+      try {
+        await fs.mkdir(path.dirname(journalFile), { recursive: true });
+        await writeFileAtomic(journalFile, JSON.stringify(entry, null, 2));
+      } catch (e) {
+        throw new VgpuctlError('refused', `cannot write the apply journal ${JOURNAL_PATH}: ${(e as NodeJS.ErrnoException).code ?? e}; nothing was changed`, { cause: e });
+      }
       try {
         await runActions({ host: lc.host, writer: lc.writer }, actions);
       } catch (e) {

@@ -107,7 +107,17 @@ interface GpuWork {
   entries: Array<{ index: number; entry: GpuEntry; type: MdevType; count: number }>;
 }
 
-export function converge(state: HostState, catalogue: Catalogue, plan: Plan, options: { namespace: string; prune: boolean }): Convergence {
+export function converge(
+  state: HostState,
+  catalogue: Catalogue,
+  plan: Plan,
+  options: {
+    namespace: string;
+    prune: boolean;
+    /** UUIDs an interrupted apply announced in its journal: taken back when the plan does not hold them and no VM runs on them. */
+    reclaim?: ReadonlySet<string>;
+  },
+): Convergence {
   const problems: string[] = [];
   const invalid: string[] = [];
   const work = new Map<string, GpuWork>();
@@ -199,8 +209,12 @@ export function converge(state: HostState, catalogue: Catalogue, plan: Plan, opt
       const onPlanned = gpu !== undefined && plannedGpus.has(gpu.key);
       return { ...d, in_use: inUse, removable: inUse.length === 0, reason: onPlanned ? `on ${gpu!.key}, which the plan manages` : 'on a GPU the plan does not manage' };
     });
-  const prune = options.prune ? unplanned.filter((d) => d.removable && d.active).map((d) => d as HostDevice) : [];
-  const pruneDefs = options.prune ? unplanned.filter((d) => d.removable && !d.active) : [];
+  // What goes: with --prune, every unplanned device no VM uses; always, what an interrupted apply made and
+  // the plan does not hold (before the rules are checked, so that it cannot stand in the plan's way).
+  const reclaim = options.reclaim ?? new Set<string>();
+  const goes = (d: (typeof unplanned)[number]) => (options.prune && d.removable) || (reclaim.has(d.uuid) && usageOf(state.users, d.uuid).running.length === 0);
+  const prune = unplanned.filter((d) => goes(d) && d.active).map((d) => d as HostDevice);
+  const pruneDefs = unplanned.filter((d) => goes(d) && !d.active);
   const pruned = new Set([...prune, ...pruneDefs].map((d) => d.uuid));
 
   // Capacity and placement, per GPU, with what stays and what is added.

@@ -62,6 +62,14 @@ function zodMessage(e: z.ZodError, source: string): string {
  * PCI function of class VGA (0x0300) or 3D controller (0x0302) that is not an SR-IOV virtual function,
  * whatever driver it is bound to (a passthrough GPU on vfio-pci keeps its index), in PCI address order.
  */
+function readPci(state: HostState, addr: string, attr: string): string | null {
+  try {
+    return readFileSync(path.join(state.host.path('/sys/bus/pci/devices'), addr, attr), 'utf8').trim().toLowerCase();
+  } catch {
+    return null;
+  }
+}
+
 function nvidiaGpuAddresses(state: HostState): string[] {
   const dir = state.host.path('/sys/bus/pci/devices');
   let names: string[];
@@ -70,13 +78,7 @@ function nvidiaGpuAddresses(state: HostState): string[] {
   } catch {
     return [];
   }
-  const read = (addr: string, attr: string) => {
-    try {
-      return readFileSync(path.join(dir, addr, attr), 'utf8').trim().toLowerCase();
-    } catch {
-      return null;
-    }
-  };
+  const read = (addr: string, attr: string) => readPci(state, addr, attr);
   return names
     .filter((a) => read(a, 'vendor') === '0x10de' && /^0x030[02]/.test(read(a, 'class') ?? '') && !existsSync(path.join(dir, a, 'physfn')))
     .sort();
@@ -100,6 +102,9 @@ export function fromVgpuDeviceManager(text: string, source: string, label: strin
       if (!board) throw new VgpuctlError('invalid-input', `${source}: device-filter ${f} names no board vgpuctl knows`);
       return board;
     });
+    // As vgpu-device-manager walks GPUs: an index list only takes the GPUs the filter matches too.
+    const filterIds = filters.map((f) => `0x${f.slice(2, 6).toLowerCase()}`);
+    const passesFilter = (addr: string) => filterIds.length === 0 || filterIds.includes(readPci(state, addr, 'device') ?? '');
     for (const [profile, count] of Object.entries(spec['vgpu-devices'])) {
       if (count === 0) continue;
       if (spec.devices === 'all') {
@@ -109,6 +114,7 @@ export function fromVgpuDeviceManager(text: string, source: string, label: strin
         for (const idx of spec.devices) {
           const addr = gpus[idx];
           if (!addr) throw new VgpuctlError('invalid-input', `${source}: device index ${idx} does not exist; this host has ${gpus.length} NVIDIA GPU(s) (${gpus.join(', ') || 'none'})`);
+          if (!passesFilter(addr)) continue;
           // A GPU that is no mdev parent (passthrough on vfio-pci) keeps its index; the plan's rules then say why it cannot carry vGPUs.
           const gpu = state.gpus.find((g) => g.key === addr);
           entries.push({ select: gpu && (gpu.parents.length > 1 || gpu.sriov) ? { pf: addr } : { address: addr }, profile, count });
