@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { isUuid } from '../host/identifiers.js';
-import { discoverActiveMdevs, discoverParents, type MdevParent, type MdevType } from '../host/mdev.js';
+import { discoverActiveMdevs, discoverParents, readParents, type MdevParent, type MdevType } from '../host/mdev.js';
 import { errnoError } from '../host/sysfs-writer.js';
 import { TreeWriter } from './tree.js';
 import { additionalFit, shapeOf } from '../rules/gpu-capacity.js';
@@ -86,6 +86,16 @@ export async function simulateCreate(host: HostRoot, typeDirAsWritten: string, w
 const POOL_FILE = '.vgpuctl-sim-pool';
 
 /**
+ * The kernel updates an attribute in one step; a killed simulator must not leave it empty or half
+ * written (crash tests kill vgpuctl at random points, including inside the simulated kernel).
+ */
+async function writeAttrAtomically(file: string, content: string): Promise<void> {
+  const tmp = `${path.dirname(file)}/.${path.basename(file)}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, content);
+  await fs.rename(tmp, file);
+}
+
+/**
  * Drivers without NVIDIA's description fields (the kernel's mtty, mdpy, mbochs) share one pool per parent:
  * each type takes a number of units (mtty-2 two ports, mbochs-medium four memory units) and every type's
  * available_instances is what is left divided by its units. The units are read off the tree the first
@@ -120,7 +130,7 @@ async function sharedPool(
     else before.push(changedType);
     if (before.some((t) => weights[t] === undefined)) return null;
     pool = { total: remaining + before.reduce((n, t) => n + weights[t]!, 0), weights };
-    await fs.writeFile(file, JSON.stringify(pool));
+    await writeAttrAtomically(file, JSON.stringify(pool));
   }
   if (!pool || typeof pool.total !== 'number') return null;
   const used = devicesAfter.reduce((n, d) => n + (pool!.weights[d.type] ?? 0), 0);
@@ -168,6 +178,50 @@ export async function simulateRemove(host: HostRoot, devDirAsWritten: string, wr
   return uuid;
 }
 
+/** The mdev_bus name of the device at `dir` (a host path) when it is an mdev parent, else null. */
+async function parentNameOf(host: HostRoot, dir: string): Promise<string | null> {
+  const name = path.posix.basename(dir);
+  const link = path.join(host.path(HOST_PATHS.mdevBus), name);
+  if (!(await host.exists(link))) return null;
+  return (await host.realpath(link)) === host.path(dir) ? name : null;
+}
+
+/**
+ * The parents on the physical GPU of `parentDir` (a host path): the PF and those of its VFs (virtfnN links)
+ * that are mdev parents, or the parent alone. Reads only that GPU, so that a create costs the same on a
+ * host of one GPU or of sixteen. Null when the tree does not say (no class link, VFs without virtfn links).
+ */
+async function gpuGroupNames(host: HostRoot, parentDir: string): Promise<string[] | null> {
+  const self = await parentNameOf(host, parentDir);
+  if (self === null) return null;
+  const physfn = path.join(host.path(parentDir), 'physfn');
+  const pf = (await host.exists(physfn)) ? await host.realpath(physfn) : host.path(parentDir);
+  const members = new Set<string>();
+  const pfName = await parentNameOf(host, host.hostPathOf(pf));
+  if (pfName !== null) members.add(pfName);
+  for (const entry of (await host.list(pf)).filter((e) => /^virtfn\d+$/.test(e))) {
+    const vf = await parentNameOf(host, host.hostPathOf(await host.realpath(path.join(pf, entry))));
+    if (vf !== null) members.add(vf);
+  }
+  if (!members.has(self)) return null;
+  return [...members].sort();
+}
+
+/** Active mdevs under the given parents (device directories below the parent with a bus link), as on the bus. */
+async function activeOnParents(host: HostRoot, parents: MdevParent[]): Promise<Array<{ uuid: string; parent: string; type: string }>> {
+  const bus = host.path(HOST_PATHS.mdevDevices);
+  const out: Array<{ uuid: string; parent: string; type: string }> = [];
+  for (const p of parents) {
+    const dir = host.path(p.sysfsPath);
+    for (const uuid of (await host.list(dir)).filter(isUuid)) {
+      const typeLink = path.join(dir, uuid, 'mdev_type');
+      if ((await host.linkBasename(typeLink)) === null || !(await host.exists(path.join(bus, uuid)))) continue;
+      out.push({ uuid, parent: path.basename(dir), type: path.basename(await host.realpath(typeLink)) });
+    }
+  }
+  return out.sort((a, b) => (a.uuid < b.uuid ? -1 : 1));
+}
+
 /**
  * Rewrites available_instances on every parent that shares the physical GPU of `parentDir`.
  * `change` says which type just gained or lost a device, for types that only count.
@@ -177,15 +231,31 @@ export async function recomputeCapacity(
   parentDir: string,
   change: { typeDir: string; delta: number } | null,
 ): Promise<void> {
+  const names = await gpuGroupNames(host, parentDir);
+  if (names !== null) {
+    const group = await readParents(host, names);
+    return recomputeGroup(host, group, await activeOnParents(host, group), change);
+  }
+  // A tree that does not link its GPU's functions both ways: look at every parent, as the kernel's
+  // bookkeeping would.
   const parents = await discoverParents(host);
-  const active = await discoverActiveMdevs(host);
   const changed = parents.find((p) => p.sysfsPath === parentDir);
   if (!changed) return;
   const key = await physicalKey(host, changed);
   const keys = await Promise.all(parents.map((p) => physicalKey(host, p)));
   const group = parents.filter((_, i) => keys[i] === key);
   const groupNames = new Set(group.map((p) => p.name));
-  const onGpu = active.filter((d) => groupNames.has(d.parent));
+  const active = (await discoverActiveMdevs(host)).filter((d) => groupNames.has(d.parent));
+  return recomputeGroup(host, group, active, change);
+}
+
+/** available_instances of every type of the parents of one physical GPU, given the devices on it. */
+async function recomputeGroup(
+  host: HostRoot,
+  group: MdevParent[],
+  onGpu: Array<{ parent: string; type: string }>,
+  change: { typeDir: string; delta: number } | null,
+): Promise<void> {
   const typeOf = (parent: string, id: string) => group.find((p) => p.name === parent)?.types.find((t) => t.id === id);
   const devicesWithType = onGpu.map((d) => ({ device: d, type: typeOf(d.parent, d.type) }));
 
@@ -208,19 +278,26 @@ export async function recomputeCapacity(
         available = additionalFit(existing, shapeOf(t), 'same-type');
         if (isVf) available = Math.min(available, 1);
       }
-      await fs.writeFile(path.join(host.path(t.sysfsPath), 'available_instances'), `${available}\n`);
+      // Only what changed is written: after the first vGPU on a GPU, a create changes one VF's types.
+      if (available === t.availableInstances) continue;
+      await writeAttrAtomically(path.join(host.path(t.sysfsPath), 'available_instances'), `${available}\n`);
     }
   }
 }
 
 /** Sets available_instances of every NVIDIA type from the tree's current devices (after a layout). */
 export async function recomputeAllCapacity(host: HostRoot): Promise<void> {
-  const seen = new Set<string>();
-  for (const parent of await discoverParents(host)) {
+  // One read of every parent and device, then one recompute per physical GPU.
+  const parents = await discoverParents(host);
+  const active = await discoverActiveMdevs(host);
+  const groups = new Map<string, MdevParent[]>();
+  for (const parent of parents) {
     const key = await physicalKey(host, parent);
-    if (seen.has(key)) continue;
-    seen.add(key);
-    await recomputeCapacity(host, parent.sysfsPath, null);
+    groups.set(key, [...(groups.get(key) ?? []), parent]);
+  }
+  for (const group of groups.values()) {
+    const names = new Set(group.map((p) => p.name));
+    await recomputeGroup(host, group, active.filter((d) => names.has(d.parent)), null);
   }
 }
 
