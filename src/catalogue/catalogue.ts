@@ -4,12 +4,13 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import { packageFile } from '../host/package-files.js';
 import { boardSchema, type Board, type Profile } from './schema.js';
 
-export const PROFILES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../profiles');
+/** profiles/ at the package root (found from src/, dist/ and the bundle alike). */
+export const PROFILES_DIR = packageFile(import.meta.url, 'profiles');
 
 export class Catalogue {
   readonly boards: Board[];

@@ -1,22 +1,67 @@
 /**
  * The vgpuctl command line: parses, calls the logic below, prints. Importable without side effects;
  * `run` returns the exit code (0 ok, 1 failed or refused, 2 bad usage or input).
+ *
+ * Start-up is most of the time of a small command (cron runs `health` every minute), so only what the
+ * command needs is loaded: `--version` loads no command module at all, `vgpuctl types` only the inventory
+ * commands; help, a bare `vgpuctl` and anything unrecognised load every command module (in their
+ * registration order, so help and "did you mean" are exactly as before).
  */
 import { Command, CommanderError } from 'commander';
 import { isVgpuctlError } from '../errors/vgpuctl-error.js';
-import { registerInventoryCommands } from './commands/inventory-commands.js';
-import { registerSimCommands } from './commands/sim-commands.js';
-import { registerLifecycleCommands } from './commands/lifecycle-commands.js';
-import { registerPlanCommands } from './commands/plan-commands.js';
-import { registerOpenstackCommands } from './commands/openstack-commands.js';
-import { registerHealthCommands } from './commands/health-commands.js';
-import { registerPciCommands } from './commands/pci-commands.js';
-import { makeCommandSetup } from './command-setup.js';
-import { processIo, type Io } from './output.js';
+import type { CommandSetup } from './command-setup.js';
+import type { Io } from './output.js';
 import { VERSION } from '../version.js';
 
-export function buildProgram(io: Io, env: NodeJS.ProcessEnv) {
-  const setup = makeCommandSetup(io, env);
+type Register = (program: Command, setup: CommandSetup) => void;
+
+/**
+ * Every command module, in registration order, with the top-level commands it registers. A command
+ * missing here still works: an unknown name loads every module.
+ */
+const COMMAND_MODULES: Array<{ commands: string[]; load: () => Promise<Register> }> = [
+  { commands: ['gpus', 'types', 'profiles', 'list'], load: async () => (await import('./commands/inventory-commands.js')).registerInventoryCommands },
+  {
+    commands: ['create', 'define', 'start', 'stop', 'modify', 'undefine', 'destroy'],
+    load: async () => (await import('./commands/lifecycle-commands.js')).registerLifecycleCommands,
+  },
+  { commands: ['plan', 'apply', 'assert', 'migrate-units'], load: async () => (await import('./commands/plan-commands.js')).registerPlanCommands },
+  { commands: ['nova-config', 'flavor', 'libvirt-xml', 'vm-check'], load: async () => (await import('./commands/openstack-commands.js')).registerOpenstackCommands },
+  { commands: ['cleanup', 'health'], load: async () => (await import('./commands/health-commands.js')).registerHealthCommands },
+  { commands: ['pci'], load: async () => (await import('./commands/pci-commands.js')).registerPciCommands },
+  { commands: ['sim'], load: async () => (await import('./commands/sim-commands.js')).registerSimCommands },
+  { commands: ['sriov'], load: async () => (await import('../vendor-vfio/sriov-command.js')).registerSriovCommands },
+];
+
+/** Global options that take a value (the next argument), as declared in buildProgram. */
+const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--root', '-o', '--output']);
+
+/**
+ * Which command modules argv needs: the module of its command, none for a plain --version, all of them
+ * otherwise (help, no command, an unknown command, `--` before the command).
+ */
+export function modulesFor(argv: string[]): typeof COMMAND_MODULES {
+  let version = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (GLOBAL_OPTIONS_WITH_VALUE.has(a)) {
+      i++;
+      continue;
+    }
+    if (a === '-h' || a === '--help') return COMMAND_MODULES;
+    if (a === '-V' || a === '--version') {
+      version = true;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    const m = COMMAND_MODULES.find((x) => x.commands.includes(a));
+    return m ? [m] : COMMAND_MODULES;
+  }
+  return version ? [] : COMMAND_MODULES;
+}
+
+export async function buildProgram(io: Io, env: NodeJS.ProcessEnv, argv?: string[]): Promise<{ program: Command; setup: CommandSetup | null }> {
   const program = new Command('vgpuctl')
     .description('Manage NVIDIA vGPU mediated devices and passthrough GPUs on KVM hypervisors')
     .version(VERSION, '-V, --version')
@@ -31,13 +76,11 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv) {
       outputError: (s, write) => write(`vgpuctl: ${s.replace(/^error: /, 'error: ')}`),
     });
   program.configureHelp({ showGlobalOptions: true });
-  registerInventoryCommands(program, setup);
-  registerLifecycleCommands(program, setup);
-  registerPlanCommands(program, setup);
-  registerOpenstackCommands(program, setup);
-  registerHealthCommands(program, setup);
-  registerPciCommands(program, setup);
-  registerSimCommands(program, setup);
+  const modules = argv === undefined ? COMMAND_MODULES : modulesFor(argv);
+  if (modules.length === 0) return { program, setup: null };
+  const [{ makeCommandSetup }, ...registers] = await Promise.all([import('./command-setup.js'), ...modules.map((m) => m.load())]);
+  const setup = makeCommandSetup(io, env);
+  for (const register of registers) register(program, setup);
   for (const c of program.commands) inherit(c, io);
   return { program, setup };
 }
@@ -53,11 +96,17 @@ function inherit(cmd: Command, io: Io): void {
   for (const c of cmd.commands) inherit(c, io);
 }
 
+/** stdout and stderr, one line per call (the same as output.ts's processIo, without loading the table code). */
+const processIo: Io = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+};
+
 export async function run(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { program, setup } = buildProgram(io, env);
   try {
+    const { program, setup } = await buildProgram(io, env, argv);
     await program.parseAsync(argv, { from: 'user' });
-    return setup.exitCode();
+    return setup?.exitCode() ?? 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;

@@ -10,14 +10,23 @@ import { z } from 'zod';
 import { HOST_PATHS, type HostRoot, hostReadError } from './host-root.js';
 import { isUuid } from './identifiers.js';
 
+// The type becomes a sysfs path component (mdev_supported_types/<type>/create) and an attribute name a path
+// under the device (a sub-directory such as nvidia/vgpu_params is fine): neither may leave its directory.
+const TYPE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$/;
+const isAttrName = (k: string): boolean => !k.includes('..') && k.split('/').every((seg) => /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/.test(seg));
+
 export const definitionFileSchema = z.object({
-  mdev_type: z.string().min(1),
+  mdev_type: z
+    .string()
+    .min(1)
+    .refine((t) => TYPE_ID_RE.test(t) && !t.includes('..'), 'not an mdev type id (like nvidia-286)'),
   start: z.enum(['auto', 'manual']),
   attrs: z
     .array(
       z
         .record(z.string(), z.string())
-        .refine((o) => Object.keys(o).length === 1, 'each attribute is an object with exactly one key'),
+        .refine((o) => Object.keys(o).length === 1, 'each attribute is an object with exactly one key')
+        .refine((o) => Object.keys(o).every(isAttrName), 'an attribute name is a sysfs attribute of the device, like nvidia/vgpu_params'),
     )
     .default([]),
 });

@@ -34,7 +34,7 @@ export function normalizeParent(input: string): string {
   const lower = s.toLowerCase();
   if (FULL_PCI_RE.test(lower)) return lower;
   if (SHORT_PCI_RE.test(lower)) return `0000:${lower}`;
-  if (s.includes('/') || s.includes('\0') || s === '.' || s === '..' || !DEVICE_NAME_RE.test(s)) {
+  if (s.includes('/') || s.includes('\0') || s.includes('..') || !DEVICE_NAME_RE.test(s)) {
     throw new VgpuctlError(
       'invalid-input',
       `${JSON.stringify(input)} is not a parent device name; give a PCI address such as 0000:82:00.0 (see 'vgpuctl types')`,
@@ -51,7 +51,7 @@ export function normalizeParent(input: string): string {
 
 export function validateTypeId(input: string): string {
   const s = input.trim();
-  if (s.includes('/') || s === '.' || s === '..' || !TYPE_ID_RE.test(s)) {
+  if (s.includes('/') || s.includes('..') || !TYPE_ID_RE.test(s)) {
     throw new VgpuctlError('invalid-input', `${JSON.stringify(input)} is not an mdev type id; type ids look like nvidia-286 (see 'vgpuctl types')`);
   }
   return s;

@@ -10,6 +10,7 @@ import type { HostRoot } from './host-root.js';
 import { discoverActiveMdevs, discoverParents, type ActiveMdev, type MdevParent, type MdevType } from './mdev.js';
 import { discoverPci, isNvidiaGpu, type PciFunction } from './pci.js';
 import { isQemu, listProcesses, mdevUuidsInQemuArgs } from './processes.js';
+import { vendorActiveByPf, vendorDevicesFor, vendorTypesFor } from '../vendor-vfio/records.js';
 
 export type GpuMode = 'mdev' | 'vendor-vfio' | 'passthrough' | 'host' | 'sriov-disabled';
 
@@ -108,9 +109,10 @@ export async function listTypes(
   query: TypesQuery = {},
 ): Promise<{ types: TypeRecord[]; warnings: Warning[] }> {
   const parents = await discoverParents(host, query.parent);
-  if (query.parent !== undefined && parents.length === 0) throw await unknownParent(host, query.parent);
+  const vendor = await vendorTypesFor(host, catalogue, query.parent); // vendor-VFIO VFs (src/vendor-vfio)
+  if (query.parent !== undefined && parents.length === 0 && vendor.length === 0) throw await unknownParent(host, query.parent);
   const warnings: Warning[] = [];
-  let types = parents.flatMap((p) => p.types.map((t) => typeRecord(t, catalogue, warnings)));
+  let types = [...parents.flatMap((p) => p.types.map((t) => typeRecord(t, catalogue, warnings))), ...vendor];
   if (query.profile !== undefined) {
     const wanted = query.profile.toUpperCase();
     types = types.filter((t) => t.profile?.toUpperCase() === wanted || t.name?.toUpperCase() === wanted);
@@ -146,7 +148,7 @@ export async function listGpus(
   catalogue: Catalogue,
   options: { includeVfs?: boolean } = {},
 ): Promise<{ gpus: GpuRecord[]; warnings: Warning[] }> {
-  const [pci, parents, active] = await Promise.all([discoverPci(host), discoverParents(host), discoverActiveMdevs(host)]);
+  const [pci, parents, active, vendorActive] = await Promise.all([discoverPci(host), discoverParents(host), discoverActiveMdevs(host), vendorActiveByPf(host, catalogue)]);
   const warnings: Warning[] = [];
   const parentNames = new Set(parents.map((p) => p.name));
   const activeByParent = new Map<string, number>();
@@ -185,7 +187,7 @@ export async function listGpus(
       virtual_functions: f.virtfns,
       iommu_group: f.iommuGroup,
       numa_node: f.numaNode,
-      vgpus_active: [f.address, ...f.virtfns].reduce((n, a) => n + (activeByParent.get(a) ?? 0), 0),
+      vgpus_active: [f.address, ...f.virtfns].reduce((n, a) => n + (activeByParent.get(a) ?? 0), 0) + (vendorActive.get(f.address) ?? 0),
     });
   }
   return { gpus, warnings };
@@ -274,6 +276,8 @@ export async function listDevices(
       records.set(key, record(d.uuid, d.parent, d.type, a, d));
     }
   }
+  // vendor-VFIO vGPUs (src/vendor-vfio): identified by VF, with a stable handle in `uuid`.
+  for (const v of await vendorDevicesFor(host, catalogue, query.which)) records.set(defKey(v.parent, v.uuid), v);
   let devices = [...records.values()];
   if (query.parent !== undefined) devices = devices.filter((d) => d.parent === query.parent);
   if (query.uuid !== undefined) devices = devices.filter((d) => d.uuid === query.uuid);

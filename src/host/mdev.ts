@@ -86,12 +86,25 @@ async function readParent(host: HostRoot, name: string): Promise<MdevParent> {
   };
 }
 
+/** Lets timers and other work run (host reads are synchronous system calls, see host-root.ts). */
+export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** mdev parents sorted by name; types sorted by id as mdevctl sorts them (plain string order). */
 export async function discoverParents(host: HostRoot, only?: string): Promise<MdevParent[]> {
   let names = await host.list(host.path(HOST_PATHS.mdevBus));
   if (only !== undefined) names = names.filter((n) => n === only);
-  const parents = await Promise.all(names.map((n) => readParent(host, n)));
-  for (const p of parents) p.types.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return readParents(host, names);
+}
+
+/** The named parents (names under /sys/class/mdev_bus), in the order given, one parent per event-loop turn. */
+export async function readParents(host: HostRoot, names: string[]): Promise<MdevParent[]> {
+  const parents: MdevParent[] = [];
+  for (const n of names) {
+    const p = await readParent(host, n);
+    p.types.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    parents.push(p);
+    await yieldToEventLoop();
+  }
   return parents;
 }
 

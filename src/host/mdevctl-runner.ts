@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { HostRoot } from './host-root.js';
+import { packageFile } from './package-files.js';
 
 export interface CommandResult {
   exitCode: number;
@@ -16,12 +17,13 @@ export interface CommandResult {
   command: string[];
 }
 
-// The runner is a separate compiled script (it must start inside the new namespace). From dist/ it sits
-// beside this module; from src/ (tests run the TypeScript) it is the build's copy.
+// The runner is a separate script (it must start inside the new namespace): beside the bundle
+// (dist/chroot-runner.mjs, bundled on its own), beside this module in tsc's dist/host/, or, from src/ (tests
+// run the TypeScript), the build's copy in dist/host/.
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CHROOT_RUNNER = existsSync(path.join(here, 'chroot-runner.js'))
-  ? path.join(here, 'chroot-runner.js')
-  : path.resolve(here, '../../dist/host/chroot-runner.js');
+const CHROOT_RUNNER =
+  [path.join(here, 'chroot-runner.mjs'), path.join(here, 'chroot-runner.js')].find((f) => existsSync(f)) ??
+  packageFile(import.meta.url, 'dist/host/chroot-runner.js');
 
 export interface MdevctlOptions {
   /** mdevctl binary inside the root; env VGPUCTL_MDEVCTL overrides. */

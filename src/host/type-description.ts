@@ -22,7 +22,8 @@ const EMPTY: TypeDescription = {
   fields: {},
 };
 
-const intOrNull = (v: string | undefined): number | null => (v !== undefined && /^\d+$/.test(v) ? Number(v) : null);
+/** A whole number the driver wrote; null for anything else, including digits too many to be exact. */
+const intOrNull = (v: string | undefined): number | null => (v !== undefined && /^\d+$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : null);
 
 /** framebuffer=6144M, 6G, 1048576K or a byte count; the driver uses M. */
 export function parseFramebufferMib(v: string | undefined): number | null {
@@ -30,16 +31,20 @@ export function parseFramebufferMib(v: string | undefined): number | null {
   const m = /^(\d+)\s*([KMG]?)i?B?$/i.exec(v.trim());
   if (!m) return null;
   const n = Number(m[1]);
-  switch ((m[2] ?? '').toUpperCase()) {
-    case 'G':
-      return n * 1024;
-    case 'M':
-      return n;
-    case 'K':
-      return Math.floor(n / 1024);
-    default:
-      return Math.floor(n / (1024 * 1024));
-  }
+  if (!Number.isSafeInteger(n)) return null;
+  const mib = (() => {
+    switch ((m[2] ?? '').toUpperCase()) {
+      case 'G':
+        return n * 1024;
+      case 'M':
+        return n;
+      case 'K':
+        return Math.floor(n / 1024);
+      default:
+        return Math.floor(n / (1024 * 1024));
+    }
+  })();
+  return Number.isSafeInteger(mib) ? mib : null;
 }
 
 export function parseTypeDescription(text: string | null | undefined): TypeDescription {
@@ -53,7 +58,7 @@ export function parseTypeDescription(text: string | null | undefined): TypeDescr
     const value = part.slice(eq + 1).trim();
     if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) fields[key] = value;
   }
-  const res = /^(\d+)x(\d+)$/.exec(fields['max_resolution'] ?? '');
+  const res = /^(\d{1,9})x(\d{1,9})$/.exec(fields['max_resolution'] ?? '');
   return {
     numHeads: intOrNull(fields['num_heads']),
     frlConfig: intOrNull(fields['frl_config']),

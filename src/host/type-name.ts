@@ -25,6 +25,8 @@ export function parseProfileName(profile: string): ParsedProfile | null {
   const m = PROFILE.exec(profile.trim());
   if (!m) return null;
   const [, board, slices, size, series, suffix] = m;
+  // Sizes are a few digits; a name with more is not one NVIDIA wrote (and would not be an exact number).
+  if (!Number.isSafeInteger(Number(size)) || (slices !== undefined && !Number.isSafeInteger(Number(slices)))) return null;
   return {
     profile: profile.trim(),
     board: board!,

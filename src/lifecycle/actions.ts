@@ -62,23 +62,58 @@ export interface Executor {
   writer: SysfsWriter;
 }
 
-/** Writes a file the way an operator's tools expect: temporary file in the same directory, then rename. */
+const TMP_RE = /^\..+\.vgpuctl-(\d+)\.tmp$/;
+
+/** Temporary files of vgpuctl runs that died before their rename (kill -9): removed, never read. */
+async function removeDeadTemporaries(dir: string): Promise<void> {
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    const pid = Number(TMP_RE.exec(name)?.[1] ?? 0);
+    if (pid <= 0 || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await fs.rm(path.join(dir, name), { force: true });
+    }
+  }
+}
+
+/**
+ * Writes a file the way an operator's tools expect: temporary file in the same directory, then rename.
+ * The file is 0644 whatever the umask; a failed step leaves no temporary file behind (nor does a run
+ * killed before its rename, once the next write in that directory has run).
+ */
 export async function writeFileAtomic(realPath: string, content: string): Promise<void> {
-  await fs.mkdir(path.dirname(realPath), { recursive: true, mode: 0o755 });
-  const tmp = path.join(path.dirname(realPath), `.${path.basename(realPath)}.vgpuctl-${process.pid}.tmp`);
+  const dir = path.dirname(realPath);
+  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  await removeDeadTemporaries(dir);
+  const tmp = path.join(dir, `.${path.basename(realPath)}.vgpuctl-${process.pid}.tmp`);
+  // A temporary file of ours is one an earlier failure in this same process left: start it afresh.
+  await fs.rm(tmp, { force: true });
   const handle = await fs.open(tmp, 'wx', 0o644);
   try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    try {
+      await handle.chmod(0o644);
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await fs.rename(tmp, realPath);
   } catch (e) {
     await fs.rm(tmp, { force: true });
     throw e;
   }
+}
+
+/** A file vgpuctl is about to replace must not be a symbolic link: rename would drop the link, but whoever planted it meant something. */
+async function refuseLink(ex: Executor, hostPath: string, verb: string): Promise<void> {
+  const st = await fs.lstat(ex.host.path(hostPath)).catch(() => null);
+  if (!st?.isSymbolicLink()) return;
+  const target = await fs.readlink(ex.host.path(hostPath)).catch(() => '?');
+  throw new VgpuctlError(
+    'refused',
+    `will not ${verb} ${hostPath}: it is a symbolic link (to ${target}); vgpuctl never writes through links — remove the link if you did not put it there`,
+  );
 }
 
 async function perform(ex: Executor, a: Action): Promise<void> {
@@ -91,6 +126,7 @@ async function perform(ex: Executor, a: Action): Promise<void> {
       }
       return;
     case 'write-file':
+      await refuseLink(ex, a.path, 'write');
       try {
         await writeFileAtomic(ex.host.path(a.path), a.content);
       } catch (e) {

@@ -6,6 +6,7 @@ import type { TypeSelector } from '../rules/type-resolution.js';
 import { checkUuidsFree } from '../rules/uuid-rules.js';
 import type { Action } from './actions.js';
 import type { DeviceSpec } from './backends.js';
+import { routesToVendor, vendorCreate } from '../vendor-vfio/ops.js';
 import { runOperation, type LifecycleContext, type OperationOutcome } from './operation.js';
 
 export interface CreateRequest {
@@ -29,6 +30,8 @@ export async function createDevices(lc: LifecycleContext, req: CreateRequest): P
     throw new VgpuctlError('invalid-input', `--count ${count} but ${uuids.length} UUID(s) given with -u; give one UUID per device, or leave out -u`);
   }
   // Generated UUIDs are random v4 (as uuidgen and mdevctl make them); given ones are checked by the rules.
+  // vendor-VFIO VFs (nvidia/current_vgpu_type, no mdev bus): src/vendor-vfio.
+  if (await routesToVendor(lc, req.selector, req.parent)) return vendorCreate(lc, { ...req, count });
   const chosen = uuids.length > 0 ? uuids : Array.from({ length: count }, () => uuidv4());
   return runOperation(lc, 'create', (state, backend) => {
     checkUuidsFree(state, chosen);

@@ -8,6 +8,7 @@ import { checkNotInUse } from '../rules/device-users.js';
 import type { Action } from './actions.js';
 import { activeDevice, definitionContent, definitionsOf } from './definitions-lookup.js';
 import { findTypeOn } from './host-state.js';
+import { isVendorHandle, vendorDestroy } from '../vendor-vfio/ops.js';
 import { runOperation, type LifecycleContext, type OperationOutcome } from './operation.js';
 
 export interface DestroyRequest {
@@ -17,10 +18,15 @@ export interface DestroyRequest {
 }
 
 export interface DestroyResult {
-  destroyed: { uuid: string; stopped: boolean; undefined: string[]; units_removed: string[] };
+  destroyed: { uuid: string; stopped: boolean; undefined: string[]; units_removed: string[]; /** vendor-VFIO: the VF */ vf?: string };
 }
 
 export async function destroyDevice(lc: LifecycleContext, req: DestroyRequest): Promise<OperationOutcome<DestroyResult>> {
+  // vendor-VFIO vGPUs (handle = UUIDv5 of the VF address): src/vendor-vfio.
+  if (await isVendorHandle(lc, req.uuid)) {
+    const v = await vendorDestroy(lc, req.uuid, { keepDefinition: req.keepDefinition ?? false, force: req.force ?? false, verb: 'destroy' });
+    return { ...v, result: { destroyed: { uuid: v.result.uuid, vf: v.result.vf, stopped: v.result.stopped, undefined: v.result.undefined, units_removed: [] } } };
+  }
   const units = await findDeviceUnits(lc.host);
   return runOperation(lc, 'destroy', async (state, backend) => {
     const { uuid } = req;

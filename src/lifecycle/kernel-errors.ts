@@ -19,7 +19,8 @@ export function translateWriteError(e: unknown, ctx: WriteContext): VgpuctlError
   const errno = errnoOf(e) ?? 'EIO';
   const what = ctx.profile ? `${ctx.profile} (${ctx.type})` : ctx.type;
   let sentence: string;
-  switch (errno) {
+  // "No instances left" is what the mdev core means by these only when a device is being created.
+  switch (ctx.action !== 'create' && ['EUSERS', 'ENOSPC', 'EDQUOT'].includes(errno) ? 'other' : errno) {
     case 'EEXIST':
       sentence = `an mdev with UUID ${ctx.uuid} already exists; choose another UUID, or omit -u to have one generated`;
       break;
@@ -36,7 +37,7 @@ export function translateWriteError(e: unknown, ctx: WriteContext): VgpuctlError
       sentence = `the driver refused ${ctx.action === 'create' ? `to create ${ctx.uuid} as ${what} on ${ctx.parent}` : `the write to ${ctx.path}`} (EINVAL); check dmesg and 'journalctl -u nvidia-vgpu-mgr' for the driver's reason`;
       break;
     case 'EBUSY':
-      sentence = `mdev ${ctx.uuid ?? ctx.path} is busy (EBUSY): a VM or process still holds it; shut the VM down first`;
+      sentence = `${ctx.uuid ? `mdev ${ctx.uuid}` : ctx.path} is busy (EBUSY): a VM or process still holds it; shut the VM down first`;
       break;
     case 'ENODEV':
     case 'ENXIO':

@@ -4,6 +4,7 @@ import { checkNotInUse } from '../rules/device-users.js';
 import { planPlacement, typeUsage } from '../rules/placement.js';
 import { activeDevice, oneDefinition } from './definitions-lookup.js';
 import { findParent, findTypeOn, readHostState } from './host-state.js';
+import { isVendorHandle, vendorAutostart, vendorDestroy, vendorStart } from '../vendor-vfio/ops.js';
 import { runOperation, type LifecycleContext, type OperationOutcome } from './operation.js';
 
 export interface StartResult {
@@ -11,6 +12,7 @@ export interface StartResult {
 }
 
 export async function startDevice(lc: LifecycleContext, uuid: string, parent?: string): Promise<OperationOutcome<StartResult>> {
+  if (await isVendorHandle(lc, uuid)) return vendorStart(lc, uuid); // vendor-VFIO (src/vendor-vfio)
   return runOperation(lc, 'start', (state, backend) => {
     const def = oneDefinition(state, uuid, parent);
     const active = activeDevice(state, uuid);
@@ -47,7 +49,8 @@ export interface AutostartResult {
  */
 export async function startAutostart(lc: LifecycleContext): Promise<AutostartResult> {
   const state = await readHostState(lc.host);
-  const out: AutostartResult = { started: [], already_active: [], skipped: [], failed: [] };
+  // vendor-VFIO definitions (vgpuctl's own state, src/vendor-vfio) start alongside mdevctl's.
+  const out: AutostartResult = await vendorAutostart(lc);
   for (const def of state.definitions.filter((d) => d.start === 'auto')) {
     if (!findParent(state, def.parent)) {
       out.skipped.push({ uuid: def.uuid, parent: def.parent, reason: 'parent not present' });
@@ -73,6 +76,10 @@ export interface StopResult {
 }
 
 export async function stopDevice(lc: LifecycleContext, uuid: string, force = false): Promise<OperationOutcome<StopResult>> {
+  if (await isVendorHandle(lc, uuid)) {
+    const v = await vendorDestroy(lc, uuid, { keepDefinition: true, force, verb: 'stop' });
+    return { ...v, result: { stopped: v.actions.length > 0 ? [{ uuid: v.result.uuid, parent: v.result.vf, type: v.result.type }] : [] } };
+  }
   return runOperation(lc, 'stop', (state, backend) => {
     const active = activeDevice(state, uuid);
     if (!active) {

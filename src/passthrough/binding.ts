@@ -86,7 +86,7 @@ export async function changeBinding(
   writer: SysfsWriter,
   which: string,
   direction: 'detach' | 'attach',
-  options: { dryRun: boolean; lockTimeoutMs?: number },
+  options: { dryRun: boolean; lockTimeoutMs?: number; warn?: (message: string) => void },
 ): Promise<BindingResult> {
   const work = async (): Promise<BindingResult> => {
     const cards = selectCards(await discoverCards(host), which);
@@ -136,5 +136,9 @@ export async function changeBinding(
     return { steps, dry_run: options.dryRun, actions: described };
   };
   if (options.dryRun) return work();
-  return withHostLock(host, { timeoutMs: options.lockTimeoutMs, command: `pci ${direction}` }, work);
+  return withHostLock(
+    host,
+    { timeoutMs: options.lockTimeoutMs, command: `pci ${direction}`, onTakeover: (pid) => options.warn?.(`took over the lock of vgpuctl pid ${pid}, which is no longer running`) },
+    work,
+  );
 }

@@ -84,7 +84,13 @@ export function parsePlanText(text: string, source: string, schema: z.ZodType = 
     const line = e.linePos?.[0]?.line;
     throw new VgpuctlError('invalid-input', `${source}${line ? `:${line}` : ''}: not valid YAML or JSON: ${e.message.split('\n')[0]}`);
   }
-  const data = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (e) {
+    // yaml refuses to expand aliases past a limit ("billion laughs"): a plan never needs that many.
+    throw new VgpuctlError('invalid-input', `${source}: not a usable plan: ${(e as Error).message}`);
+  }
   const r = schema.safeParse(data);
   if (!r.success) {
     const one = (pathParts: PropertyKey[], message: string) => {

@@ -37,6 +37,8 @@ const sriovSpecSchema = z
     vf_device: hex(4),
     /** Type set registered on every VF (mdev mode); omitted when VFs are not mdev parents. */
     vf_types: z.string().optional(),
+    /** Type set of NVIDIA's vendor interface on every VF (nvidia/creatable_vgpu_types; kernel >= 6.8, vGPU 17+, no mdev). */
+    vendor_vfio_types: z.string().optional(),
     vf_driver: z.string().default('nvidia'),
     /** First IOMMU group number given to VF0; VFs get consecutive groups. */
     vf_iommu_group_base: z.number().int().nonnegative(),

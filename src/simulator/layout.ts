@@ -5,16 +5,22 @@
  */
 import { promises as fs, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { HOST_PATHS, HostRoot } from '../host/host-root.js';
+import { packageFile } from '../host/package-files.js';
 import { fixtureSpecSchema, type FixtureSpec, type PciDeviceSpec, type TypeSpec } from './fixture-spec.js';
 import { parseTypeDescription } from '../host/type-description.js';
 import { recomputeAllCapacity, simulateCreate } from './kernel.js';
 import { TreeWriter } from './tree.js';
+import { layOutVendorVfFiles, recomputeAllVendor, SRIOV_SPEC_FILE, type SimSriovSpec } from './vendor-vfio.js';
 
-export const FIXTURES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures');
+/** A vendor-VFIO type set entry (id nvidia-1145, name "NVIDIA L40S-1B") as the driver's table lists it. */
+const vendorTypes = (set: TypeSpec[]): Array<{ id: number; name: string }> =>
+  set.map((t) => ({ id: Number(/(\d+)$/.exec(t.id)?.[1] ?? 0), name: t.name ?? t.id }));
+
+/** fixtures/ at the package root (found from src/, dist/ and the bundle alike). */
+export const FIXTURES_DIR = packageFile(import.meta.url, 'fixtures');
 
 export function listBundledFixtures(): string[] {
   try {
@@ -170,6 +176,17 @@ class Layout {
         await this.tree.link(`${vfDir}/physfn`, devDir);
         await this.tree.link(`${devDir}/virtfn${i}`, vfDir);
         if (s.vf_types !== undefined) await this.mdevTypes(vfDir, vf, s.vf_types);
+        if (s.vendor_vfio_types !== undefined) await layOutVendorVfFiles(this.tree, vfDir, vendorTypes(this.typeSet(s.vendor_vfio_types)));
+      }
+      // vendor-VFIO: what sriov_numvfs needs to make the VFs (the simulator's memory, a hidden file).
+      if (s.vendor_vfio_types !== undefined) {
+        const spec: SimSriovSpec = {
+          parentPath, vendor: d.vendor, vf_device: s.vf_device, subsystem_vendor: d.subsystem_vendor, subsystem_device: d.subsystem_device,
+          class: d.class, vf_driver: s.vf_driver, numa_node: d.numa_node, vf_iommu_group_base: s.vf_iommu_group_base, totalvfs: s.totalvfs,
+          vf_addresses: virtualFunctionAddresses(d.address, s.offset, s.stride, s.totalvfs), types: vendorTypes(this.typeSet(s.vendor_vfio_types)),
+        };
+        await this.tree.file(`${devDir}/${SRIOV_SPEC_FILE}`, JSON.stringify(spec));
+        if (s.vf_driver !== null) for (const f of ['bind', 'unbind', 'new_id', 'remove_id']) await this.tree.file(`${HOST_PATHS.pciDrivers}/${s.vf_driver}/${f}`, '', 0o200);
       }
     }
   }
@@ -220,6 +237,7 @@ class Layout {
     for (const [rel, content] of Object.entries(this.spec.files)) await this.tree.file(`/${rel}`, content);
     for (const [rel, target] of Object.entries(this.spec.symlinks)) await this.tree.rawLink(`/${rel}`, target);
     await recomputeAllCapacity(this.host);
+    await recomputeAllVendor(this.host);
     for (const m of this.spec.mdevs) {
       const parentLink = path.join(this.host.path(HOST_PATHS.mdevBus), m.parent);
       const parentDir = this.host.hostPathOf(await this.host.realpath(parentLink));

@@ -10,6 +10,7 @@ import { errnoError } from '../host/sysfs-writer.js';
 import type { Fault } from './faults.js';
 import { simulateCreate, simulateRemove } from './kernel.js';
 import { simulatePciWrite } from './pci-binding.js';
+import { simulateSriovNumvfs, simulateVendorWrite } from './vendor-vfio.js';
 
 export class SimulatedSysfsWriter implements SysfsWriter {
   readonly simulated = true;
@@ -51,6 +52,8 @@ export class SimulatedSysfsWriter implements SysfsWriter {
       return this.maybeCrash();
     }
     if (await simulatePciWrite(this.host, hostPath, data)) return this.maybeCrash();
+    // vendor-VFIO (no mdev): nvidia/current_vgpu_type on a VF, sriov_numvfs on a PF.
+    if ((await simulateVendorWrite(this.host, hostPath, data)) || (await simulateSriovNumvfs(this.host, hostPath, data))) return this.maybeCrash();
     // Any other attribute: it must exist (sysfs has no O_CREAT); its content becomes what was written.
     const handle = await fs.open(realPath, fsc.O_WRONLY | fsc.O_TRUNC);
     try {

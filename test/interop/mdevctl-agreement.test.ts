@@ -10,7 +10,8 @@ import { canRunMdevctlOracle } from '../helpers/tools.js';
 import { flattenDump, mdevctl, mdevctlJson } from '../helpers/mdevctl.js';
 
 const skip = !canRunMdevctlOracle();
-const fixtures = listBundledFixtures();
+// vendor-VFIO fixtures (issue 9) have VF types mdevctl cannot see by design; their mdev side is covered in test/vendor-vfio.
+const fixtures = listBundledFixtures().filter((f) => !f.endsWith('-vfio'));
 
 function typesFromVgpuctl(json: any): Record<string, Record<string, any>> {
   const out: Record<string, Record<string, any>> = {};

@@ -20,6 +20,8 @@ import { DEFAULT_RELEASE, label, parseRelease, releaseNames, type NovaRelease } 
 import { unifiedDiff } from '../../nova/unified-diff.js';
 import { errorsOf, validateNovaConf } from '../../nova/validate.js';
 import { loadPlanFile } from '../../plan/plan-file.js';
+import { discoverParents } from '../../host/mdev.js';
+import { buildVendorNovaConfig } from '../../vendor-vfio/nova.js';
 import { parseInput, type Context } from '../context.js';
 import { printJson, printWarnings, type Io } from '../output.js';
 import type { CommandSetup } from '../command-setup.js';
@@ -170,6 +172,7 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
         let payload: Record<string, unknown>;
         let warnings: Warning[];
         let notes: string[] = [];
+        let vendorNova: Awaited<ReturnType<typeof buildVendorNovaConfig>> = null;
         if (o.pci) {
           const c = await pciConfigFrom(ctx, o);
           release = c.release;
@@ -177,6 +180,13 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
           spec = { keys: [{ group: 'pci', keys: ['device_spec', 'passthrough_whitelist', 'alias'], lines: c.lines }], ownsGroup: () => false, sections: [], anchorGroup: 'pci' };
           payload = { pci: { option: c.option, gpus: c.gpus, device_specs: c.device_specs, aliases: c.aliases } };
           warnings = c.warnings;
+        } else if ((vendorNova = o.fromPlan === undefined ? await buildVendorNovaConfig(ctx.host, ctx.catalogue, parseRelease(o.release)) : null) && (await discoverParents(ctx.host)).length === 0) {
+          // vendor-VFIO host (src/vendor-vfio/nova.ts): the VFs reach nova as PCI devices, no mdev options.
+          release = parseRelease(o.release);
+          text = `${vendorNova.text}`;
+          spec = { keys: [{ group: 'pci', keys: ['device_spec', 'passthrough_whitelist', 'alias'], lines: vendorNova.lines }], ownsGroup: () => false, sections: [], anchorGroup: 'pci' };
+          payload = { vendor_vfio: { device_specs: vendorNova.device_specs, aliases: vendorNova.aliases } };
+          warnings = [];
         } else {
           const m = await mdevConfigFrom(ctx, o);
           const c = m.config;
@@ -191,6 +201,11 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
           payload = { mdev: { option: c.option, enabled_types: c.enabled_types, groups: c.groups, written_groups: c.written_groups, nova_view: c.nova_view } };
           warnings = [...m.sourceWarnings, ...c.warnings];
           notes = c.notes;
+          if (vendorNova) {
+            // A host with mdev and vendor-VFIO GPUs: both kinds of options.
+            text = `${text.replace(/\n*$/, '\n\n')}${vendorNova.text}`;
+            payload['vendor_vfio'] = { device_specs: vendorNova.device_specs, aliases: vendorNova.aliases };
+          }
         }
 
         if (o.merge === undefined) {

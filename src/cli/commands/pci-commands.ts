@@ -95,7 +95,7 @@ export function registerPciCommands(program: Command, setup: CommandSetup): void
         setup.action(async (ctx, raw, args) => {
           const [which] = parseInput(z.tuple([target]), args, 'argument');
           const o = parseInput(z.object({ dryRun: z.boolean().default(false), lockTimeout: z.coerce.number().positive().max(3600).default(10) }), raw, 'option');
-          const r = await changeBinding(ctx.host, ctx.writer, which, direction, { dryRun: o.dryRun, lockTimeoutMs: o.lockTimeout * 1000 });
+          const r = await changeBinding(ctx.host, ctx.writer, which, direction, { dryRun: o.dryRun, lockTimeoutMs: o.lockTimeout * 1000, warn: (m) => io.err(`vgpuctl: warning: ${m}`) });
           if (ctx.output === 'json') return printJson(io, r);
           printBinding(io, r);
         }),

@@ -1,0 +1,45 @@
+/**
+ * nova-config for vendor-VFIO hosts: nova sees these vGPUs as PCI passthrough of the VFs (no mdev), so
+ * `[pci] device_spec` lists every VF that carries (or is defined to carry) a vGPU, by address, with
+ * `"managed": "no"` (the VF stays on the nvidia driver; libvirt must not rebind it) and a resource class per
+ * profile; `[pci] alias` names each class for flavors (`pci_passthrough:alias=L40S-8Q:1`). Needs nova
+ * 2023.1 (27) or later: resource_class in device_spec and alias came with PCI devices in placement.
+ */
+import type { Catalogue } from '../catalogue/catalogue.js';
+import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import type { HostRoot } from '../host/host-root.js';
+import { numericTypeId } from './creatable.js';
+import { profileOfId, readVendorState } from './discovery.js';
+
+export interface VendorNovaConfig {
+  device_specs: Array<Record<string, string>>;
+  aliases: Array<Record<string, string>>;
+  lines: string[];
+  text: string;
+}
+
+export const resourceClassOf = (profile: string): string => `CUSTOM_NVIDIA_${profile.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+
+export async function buildVendorNovaConfig(host: HostRoot, catalogue: Catalogue, release: { name: string; nova: number }): Promise<VendorNovaConfig | null> {
+  const vs = await readVendorState(host, catalogue);
+  if (vs.vfs.length === 0 && vs.definitions.length === 0) return null;
+  if (release.nova < 27) {
+    throw new VgpuctlError('refused', `vendor-VFIO vGPUs reach nova as PCI devices with a resource_class, which nova reads from 2023.1 on; ${release.name} cannot use them (give --release 2023.1 or later)`);
+  }
+  const vfs = new Map<string, number>();
+  for (const v of vs.vfs) if (v.current !== 0) vfs.set(v.address, v.current);
+  for (const d of vs.definitions) if (!vfs.has(d.vf)) vfs.set(d.vf, numericTypeId(d.type)!);
+  const pfOf = (vf: string) => vs.gpus.find((g) => g.vfs.some((v) => v.address === vf));
+  const device_specs: Array<Record<string, string>> = [];
+  const aliases = new Map<string, Record<string, string>>();
+  for (const [vf, id] of [...vfs.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const profile = profileOfId(vs, catalogue, id)?.profile ?? vs.definitions.find((d) => d.vf === vf)?.profile ?? `nvidia-${id}`;
+    const rc = resourceClassOf(profile);
+    const product = (pfOf(vf)?.deviceId ?? '').replace(/^0x/, '');
+    device_specs.push({ vendor_id: '10de', ...(product ? { product_id: product } : {}), address: vf, managed: 'no', resource_class: rc });
+    if (!aliases.has(rc)) aliases.set(rc, { name: profile, device_type: 'type-VF', resource_class: rc });
+  }
+  const lines = [...device_specs.map((s) => `device_spec = ${JSON.stringify(s)}`), ...[...aliases.values()].map((a) => `alias = ${JSON.stringify(a)}`)];
+  const text = ['# vendor-VFIO vGPUs (VFs with nvidia/current_vgpu_type), given to VMs as PCI devices', '[pci]', ...lines, '', '[filter_scheduler]', 'pci_in_placement = True', ''].join('\n');
+  return { device_specs, aliases: [...aliases.values()], lines, text };
+}
