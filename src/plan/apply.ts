@@ -156,12 +156,16 @@ async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, j
   const c = converge(state, lc.catalogue, vendor.mdevPlan, { namespace, prune, reclaim: new Set((journal?.creates ?? []).map((j) => j.uuid)) });
   for (const d of c.devices) d.entry = remapEntry(vendor, d.entry);
   c.problems = [...c.problems.map((p) => remapProblem(vendor, p)), ...vendor.problems];
+  c.conflicts = c.conflicts.map((p) => remapProblem(vendor, p));
   c.invalid = c.invalid.map((p) => p.replace(/^gpus\.(\d+)|^gpus\[(\d+)\]/, (m, a, b) => (a !== undefined ? `gpus.${remapEntry(vendor, Number(a))}` : `gpus[${remapEntry(vendor, Number(b))}]`)));
   if (c.invalid.length > 0) {
     throw new VgpuctlError('invalid-input', `invalid plan, nothing was changed:\n  - ${c.invalid.join('\n  - ')}`, { details: { problems: c.problems } });
   }
   if (c.problems.length > 0) {
-    throw new VgpuctlError('refused', `the plan cannot be met on this host, nothing was changed:\n  - ${c.problems.join('\n  - ')}`, { details: { problems: c.problems } });
+    // A plan this host cannot carry is bad input (exit 2), like a malformed one; a plan blocked only by
+    // devices the host already carries is refused (exit 1) — --prune or stopping a VM changes that.
+    const onlyConflicts = c.problems.every((p) => c.conflicts.includes(p));
+    throw new VgpuctlError(onlyConflicts ? 'refused' : 'invalid-input', `the plan cannot be met on this host, nothing was changed:\n  - ${c.problems.join('\n  - ')}`, { details: { problems: c.problems } });
   }
   // Devices an interrupted apply created that the current plan does not hold: take them back.
   const plannedUuids = new Set(c.devices.map((d) => d.uuid));
@@ -266,6 +270,9 @@ export async function assertPlan(lc: LifecycleContext, plan: Plan): Promise<Asse
   const state = await readHostState(lc.host);
   const c = converge(state, lc.catalogue, plan, { namespace: await namespaceFor(lc.host, plan), prune: false });
   if (c.invalid.length > 0) throw new VgpuctlError('invalid-input', `invalid plan:\n  - ${c.invalid.join('\n  - ')}`, { details: { problems: c.problems } });
+  // A plan no host state could satisfy is bad input; one blocked by devices present is a difference.
+  const impossible = c.problems.filter((p) => !c.conflicts.includes(p));
+  if (impossible.length > 0) throw new VgpuctlError('invalid-input', `the plan cannot be met on this host:\n  - ${impossible.join('\n  - ')}`, { details: { problems: c.problems } });
   const differences = c.problems.length > 0 ? c.problems.map((p) => ({ action: 'unmet', uuid: '', parent: '', type: p })) : changesOf(c, []);
   return {
     matches: differences.length === 0,

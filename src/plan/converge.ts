@@ -59,6 +59,8 @@ export interface Convergence {
   problems: string[];
   /** The problems that are mistakes in the plan itself whatever the host (an unknown profile): bad input. */
   invalid: string[];
+  /** The problems caused by devices the host already carries (they would go with --prune, or are in use). */
+  conflicts: string[];
 }
 
 export function hostDevices(state: HostState): HostDevice[] {
@@ -120,6 +122,7 @@ export function converge(
 ): Convergence {
   const problems: string[] = [];
   const invalid: string[] = [];
+  const conflicts: string[] = [];
   const work = new Map<string, GpuWork>();
   for (const [index, entry] of plan.gpus.entries()) {
     const sel = selectorOf(entry);
@@ -243,7 +246,7 @@ export function converge(
         const freed = prune.filter((d) => d.parent === n.parent && d.type === t.id).length;
         const used = (otherUsed.get(key) ?? starting) + 1;
         if (used > t.availableInstances + freed) {
-          problems.push(`gpus[${n.entry}] (${n.profile ?? n.type}): ${n.parent} has no room for another ${t.id} (${t.availableInstances} available)`);
+          problems.push(`gpus[${n.entry}].count (${n.profile ?? n.type}): ${n.parent} has no room for another ${t.id} (${t.availableInstances} available)`);
           break;
         }
         otherUsed.set(key, used);
@@ -254,11 +257,13 @@ export function converge(
       if (conflict) {
         const blockers = unplanned.filter((d) => parentNames.has(d.parent) && !pruned.has(d.uuid));
         const hint = blockers.length > 0 ? (options.prune ? ` (in use, cannot be pruned: ${blockers.map((b) => `${b.uuid} by ${b.in_use.join(', ')}`).join('; ')})` : '; run with --prune to remove the devices the plan does not hold') : '';
-        problems.push(`gpus[${n.entry}] (${n.profile ?? n.type}): ${w.gpu.key}: ${conflict}${hint}`);
+        const problem = `gpus[${n.entry}].${n.type === n.profile ? 'type' : 'profile'} (${n.profile ?? n.type}): ${w.gpu.key}: ${conflict}${hint}`;
+        problems.push(problem);
+        if (blockers.length > 0) conflicts.push(problem);
         break;
       }
       if (additionalFit(shapes, shape, placement) < 1) {
-        problems.push(`gpus[${n.entry}] (${n.profile ?? n.type}): ${w.gpu.key} has no room for another ${n.profile ?? n.type} (${shapes.filter((s) => s.typeId === t.id).length} of ${t.parsedDescription.maxInstance ?? '?'} already planned or present)`);
+        problems.push(`gpus[${n.entry}].count (${n.profile ?? n.type}): ${w.gpu.key} has no room for another ${n.profile ?? n.type} (${shapes.filter((s) => s.typeId === t.id).length} of ${t.parsedDescription.maxInstance ?? '?'} already planned or present)`);
         break;
       }
       if (w.gpu.sriov) {
@@ -298,7 +303,7 @@ export function converge(
       if (taken) problems.push(`gpus[${p.entry}]: UUID ${p.uuid} is already used by ${taken.type} on ${taken.parent}`);
     }
   }
-  return { namespace: options.namespace, devices: planned, unplanned, prune: [...prune, ...pruneDefs], problems, invalid };
+  return { namespace: options.namespace, devices: planned, unplanned, prune: [...prune, ...pruneDefs], problems, invalid, conflicts };
 }
 
 export const isConverged = (c: Convergence): boolean => c.devices.every((d) => d.needs.length === 0);

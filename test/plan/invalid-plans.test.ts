@@ -33,19 +33,19 @@ const cases: Bad[] = [
   {
     name: 'count over capacity (3 x P40-24C, max 1 per GPU)',
     plan: entry('    profile: P40-24C\n    count: 3\n'),
-    code: 1,
-    says: [/gpus\[0\] \(P40-24C\): 0000:82:00\.0 has no room for another P40-24C \(1 of 1 already planned or present\)/],
+    code: 2,
+    says: [/gpus\[0\]\.count \(P40-24C\): 0000:82:00\.0 has no room for another P40-24C \(1 of 1 already planned or present\)/],
   },
   {
     name: 'two profiles on one same-type GPU (P40)',
     plan: entry('    profile: P40-12C\n    count: 1\n  - select: { address: "0000:82:00.0" }\n    profile: P40-6Q\n    count: 1\n'),
-    code: 1,
-    says: [/gpus\[1\] \(P40-6Q\): 0000:82:00\.0: the GPU already carries nvidia-286 and allows one vGPU type per GPU/],
+    code: 2,
+    says: [/gpus\[1\]\.profile \(P40-6Q\): 0000:82:00\.0: the GPU already carries nvidia-286 and allows one vGPU type per GPU/],
   },
   {
     name: 'the same type given twice to one GPU',
     plan: entry('    profile: P40-12C\n    count: 1\n  - select: { board: P40 }\n    type: nvidia-286\n    count: 1\n'),
-    code: 1,
+    code: 2,
     says: [/gpus\[1\] \(nvidia-286\): 0000:82:00\.0 is already given nvidia-286 by another entry; merge the two entries/],
   },
   {
