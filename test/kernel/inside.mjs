@@ -71,7 +71,7 @@ check('kernel has the sample parents', same(parents, ['mbochs', 'mdpy', 'mtty'])
 }
 
 // 2. capture the untouched kernel tree for the simulator comparison (section 6).
-const simRoot = '/tmp/sim-root';
+const simRoot = `/tmp/vgpuctl-vm-sim-${process.pid}-${Date.now()}`;
 {
   const c = await vg(['sim', 'capture', simRoot, '-o', 'json']);
   check('sim capture of the real sysfs', c.code === 0 && c.json().parents === 3, c.out + c.err);

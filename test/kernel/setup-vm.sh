@@ -17,7 +17,9 @@ V=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: linux
 [ -n "$V" ] || die "cannot find the linux-image-amd64 version (apt-get update?)"
 PV=$(apt-cache show --no-all-versions "linux-image-$V" | sed -n 's/^Version: //p' | head -n1)
 SRC=linux-source-${V%%.0-*}
-STAMP="$V $PV"
+# Bump HARNESS when the initramfs below changes, so cached VMs are rebuilt.
+HARNESS=2
+STAMP="$V $PV harness-$HARNESS"
 if [ -f "$W/stamp" ] && [ "$(cat "$W/stamp")" = "$STAMP" ] && [ -s "$W/vmlinuz" ] && [ -s "$W/initrd.gz" ]; then
   echo "setup-vm: reusing $W ($STAMP)"; exit 0
 fi
@@ -54,7 +56,6 @@ mount -t 9p -o trans=virtio,version=9p2000.L xchg /xchg
 mount -t tmpfs tmpfs /rw; mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /host
 for d in proc sys dev; do mount --bind /$d /host/$d; done
-mount -t tmpfs tmpfs /host/tmp
 mkdir -p /host/xchg; mount --bind /xchg /host/xchg
 chroot /host /bin/sh -c 'cd /xchg && HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh ./cmd.sh' >/xchg/output.log 2>&1
 echo $? > /xchg/rc; sync; poweroff -f
