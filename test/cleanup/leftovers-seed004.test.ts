@@ -234,14 +234,12 @@ describe("cleanup on seed 004's end state (leftovers fixture)", () => {
   describe('tool paths from the environment', () => {
     afterEach(() => vi.unstubAllEnvs());
 
-    // bin/vgpuctl runs with the process environment; the paths are read from it (see the report: the
-    // `env` argument of run() is not consulted for them).
+    // The paths come from the environment run() is given (bin/vgpuctl gives it process.env).
     it('VGPUCTL_NVIDIA_SMI and VGPUCTL_SYSTEMCTL stand in for --nvidia-smi and --systemctl', async () => {
       const { root, systemctl } = await setup();
       await stopVm(root);
-      vi.stubEnv('VGPUCTL_NVIDIA_SMI', fakeNvidiaSmi(SEED004_END));
-      vi.stubEnv('VGPUCTL_SYSTEMCTL', systemctl.path);
-      const r = await cli(['--root', root, '--simulate', 'cleanup', '--restart-vgpu-mgr', '-o', 'json']);
+      const env = { VGPUCTL_NVIDIA_SMI: fakeNvidiaSmi(SEED004_END), VGPUCTL_SYSTEMCTL: systemctl.path };
+      const r = await cli(['--root', root, '--simulate', 'cleanup', '--restart-vgpu-mgr', '-o', 'json'], env);
       expect(r.code).toBe(0);
       expect(r.json().findings.filter((f: any) => f.kind === 'stale-driver-vgpu').map((f: any) => f.subject)).toEqual([DESTROYED_1, DESTROYED_2]);
       expect(await systemctlCalls(systemctl.log)).toEqual(['restart nvidia-vgpu-mgr.service']);
