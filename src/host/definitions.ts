@@ -70,6 +70,10 @@ export function definitionPath(host: HostRoot, parent: string, uuid: string): st
  * `problems` and skipped (mdevctl aborts the whole listing; an operator is better served by the rest).
  */
 export async function readDefinitions(host: HostRoot): Promise<{ definitions: Definition[]; problems: DefinitionProblem[] }> {
+  return host.memo('mdevctl-definitions', () => readDefinitionFiles(host));
+}
+
+async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Definition[]; problems: DefinitionProblem[] }> {
   const base = host.path(HOST_PATHS.mdevctlConfig);
   const definitions: Definition[] = [];
   const problems: DefinitionProblem[] = [];

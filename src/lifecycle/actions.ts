@@ -72,7 +72,8 @@ async function removeDeadTemporaries(dir: string): Promise<void> {
     try {
       process.kill(pid, 0);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await fs.rm(path.join(dir, name), { force: true });
+      // Only files: a directory there is not one of ours.
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await fs.unlink(path.join(dir, name)).catch(() => undefined);
     }
   }
 }
@@ -80,15 +81,14 @@ async function removeDeadTemporaries(dir: string): Promise<void> {
 /**
  * Writes a file the way an operator's tools expect: temporary file in the same directory, then rename.
  * The file is 0644 whatever the umask; a failed step leaves no temporary file behind (nor does a run
- * killed before its rename, once the next write in that directory has run).
+ * killed before its rename, once the next write in that directory has run: removeDeadTemporaries).
  */
 export async function writeFileAtomic(realPath: string, content: string): Promise<void> {
   const dir = path.dirname(realPath);
   await fs.mkdir(dir, { recursive: true, mode: 0o755 });
   await removeDeadTemporaries(dir);
   const tmp = path.join(dir, `.${path.basename(realPath)}.vgpuctl-${process.pid}.tmp`);
-  // A temporary file of ours is one an earlier failure in this same process left: start it afresh.
-  await fs.rm(tmp, { force: true });
+  // O_EXCL: whatever sits at the temporary name (a link, anything) is never written through.
   const handle = await fs.open(tmp, 'wx', 0o644);
   try {
     try {

@@ -2,7 +2,7 @@
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { validateTypeId } from '../host/identifiers.js';
 import { typeOnParent, type TypeSelector } from '../rules/type-resolution.js';
-import { activeDevice, definitionContent, definitionsOf } from './definitions-lookup.js';
+import { activeDevice, definitionContent, definitionsOf, refuseBrokenDefinition } from './definitions-lookup.js';
 import { findParent, findTypeOn } from './host-state.js';
 import { runOperation, type LifecycleContext, type OperationOutcome } from './operation.js';
 
@@ -54,6 +54,8 @@ export async function defineDevice(lc: LifecycleContext, req: DefineRequest): Pr
         `${req.uuid} is active as ${active.type} on ${active.parent}; define it as it is (vgpuctl define -u ${req.uuid}) or stop it first`,
       );
     }
+    // The file this writes must be a definition or nothing: never a link, never a file vgpuctl cannot read.
+    refuseBrokenDefinition(state, req.uuid, parent);
     const existing = definitionsOf(state, req.uuid);
     if (existing.length > 0 && !req.force) {
       const e = existing[0]!;

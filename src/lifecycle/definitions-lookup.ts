@@ -9,10 +9,26 @@ export function definitionsOf(state: HostState, uuid: string, parent?: string): 
   return state.definitions.filter((d) => d.uuid === uuid && (parent === undefined || d.parent === parent));
 }
 
+/**
+ * A file where a definition of the UUID would be (under `parent`, or any parent) that is not one: a
+ * symbolic link, or not a valid definition. vgpuctl neither follows nor replaces nor removes such a file:
+ * the refusal says which file and why.
+ */
+export function refuseBrokenDefinition(state: HostState, uuid: string, parent?: string): void {
+  const p = state.definitionProblems.find((x) => {
+    const dir = x.file.split('/');
+    return dir[dir.length - 1]!.toLowerCase() === uuid && (parent === undefined || dir[dir.length - 2] === parent);
+  });
+  if (!p) return;
+  const what = p.problem.startsWith('is ') ? p.problem : `is ${p.problem}`;
+  throw new VgpuctlError('refused', `${p.file} ${what}; vgpuctl does not follow, replace or remove it: look at it and remove it by hand`);
+}
+
 /** Exactly one definition of a UUID, or an error that says how to pick one. */
 export function oneDefinition(state: HostState, uuid: string, parent?: string): Definition {
   const defs = definitionsOf(state, uuid, parent);
   if (defs.length === 0) {
+    refuseBrokenDefinition(state, uuid, parent);
     const active = activeDevice(state, uuid);
     throw new VgpuctlError(
       'not-found',

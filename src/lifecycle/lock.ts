@@ -64,11 +64,28 @@ async function createLockFile(host: HostRoot, file: string, content: string): Pr
  */
 const UNWRITTEN_GRACE_MS = 2_000;
 
+/**
+ * The lock and its directory are vgpuctl's own: a symbolic link planted there is refused, never followed
+ * (O_EXCL would not create through it, but reading the "holder" or taking it over would go through it).
+ */
+async function refuseLinkedLock(host: HostRoot, file: string): Promise<void> {
+  for (const p of [path.dirname(file), file]) {
+    const st = await fs.lstat(p).catch(() => null);
+    if (!st?.isSymbolicLink()) continue;
+    const target = await fs.readlink(p).catch(() => '?');
+    throw new VgpuctlError(
+      'refused',
+      `${host.hostPathOf(p)} is a symbolic link (to ${target}); vgpuctl does not follow links for its lock: remove it (rm ${host.hostPathOf(p)}) and run again`,
+    );
+  }
+}
+
 export async function acquireHostLock(host: HostRoot, options: { timeoutMs?: number; command?: string } = {}): Promise<HostLock> {
   const file = host.path(LOCK_PATH);
   const deadline = Date.now() + (options.timeoutMs ?? 10_000);
   let tookOverFrom: number | null = null;
   for (;;) {
+    await refuseLinkedLock(host, file);
     if (await createLockFile(host, file, `${process.pid}\n${options.command ?? 'vgpuctl'}\n`)) {
       return {
         tookOverFrom,

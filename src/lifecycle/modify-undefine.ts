@@ -1,7 +1,7 @@
 /** `vgpuctl modify --auto|--manual` and `vgpuctl undefine`. */
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { Action } from './actions.js';
-import { definitionContent, definitionsOf, oneDefinition } from './definitions-lookup.js';
+import { definitionContent, definitionsOf, oneDefinition, refuseBrokenDefinition } from './definitions-lookup.js';
 import { runOperation, type LifecycleContext, type OperationOutcome } from './operation.js';
 
 export async function modifyStart(
@@ -27,6 +27,7 @@ export async function undefineDevice(
 ): Promise<OperationOutcome<{ undefined: Array<{ uuid: string; parent: string; type: string }> }>> {
   return runOperation(lc, 'undefine', async (state, backend) => {
     const defs = definitionsOf(state, uuid, parent);
+    if (defs.length === 0) refuseBrokenDefinition(state, uuid, parent);
     if (defs.length === 0) throw new VgpuctlError('not-found', `no definition of ${uuid}${parent ? ` under ${parent}` : ''}; see 'vgpuctl list --defined'`);
     const actions: Action[] = [];
     for (const d of defs) actions.push(backend.undefine(d, await definitionContent(state, d)));

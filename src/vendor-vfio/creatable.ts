@@ -29,7 +29,7 @@ export const typeIdOf = (id: number): string => `nvidia-${id}`;
 export function numericTypeId(value: string | number): number | null {
   if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : null;
   const m = /^(?:nvidia-)?(\d+)$/.exec(value.trim());
-  return m ? Number(m[1]) : null;
+  return m && Number.isSafeInteger(Number(m[1])) ? Number(m[1]) : null;
 }
 
 export function parseCreatableVgpuTypes(text: string): CreatableType[] {
@@ -39,7 +39,7 @@ export function parseCreatableVgpuTypes(text: string): CreatableType[] {
     if (!m) continue; // the header (`ID : vGPU Name`) and blank lines
     const id = Number(m[1]);
     const name = m[2]!;
-    if (id === 0 || out.some((t) => t.id === id)) continue;
+    if (id === 0 || !Number.isSafeInteger(id) || out.some((t) => t.id === id)) continue;
     out.push({ id, typeId: typeIdOf(id), name, profile: parseTypeName(name) });
   }
   return out;
