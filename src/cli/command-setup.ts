@@ -44,7 +44,8 @@ function checkFormat(globals: GlobalOptions, formats: string[] | undefined): voi
   }
 }
 
-export function makeCommandSetup(io: Io, env: NodeJS.ProcessEnv): CommandSetup {
+/** snapshotReads: the command only reads the host; its parts share one read of it (HostRoot.snapshotReads). */
+export function makeCommandSetup(io: Io, env: NodeJS.ProcessEnv, setupOptions: { snapshotReads?: boolean } = {}): CommandSetup {
   let code = 0;
   return {
     io,
@@ -53,7 +54,7 @@ export function makeCommandSetup(io: Io, env: NodeJS.ProcessEnv): CommandSetup {
       const { args, opts, command } = split(a);
       const globals = globalOptionsFrom(command.optsWithGlobals(), env);
       checkFormat(globals, options?.formats);
-      const ctx = await makeContext(globals, env);
+      const ctx = await makeContext(globals, env, setupOptions);
       await fn(ctx, opts, args, globals);
     },
     offlineAction: (fn) => async (...a) => {

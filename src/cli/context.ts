@@ -7,8 +7,6 @@ import { bundledCatalogue, type Catalogue } from '../catalogue/catalogue.js';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { openHostRoot, type HostRoot } from '../host/host-root.js';
 import { KernelSysfsWriter, type SysfsWriter } from '../host/sysfs-writer.js';
-import { SimulatedSysfsWriter } from '../simulator/sim-writer.js';
-import { parseCrashAfter, parseFaults } from '../simulator/faults.js';
 
 export const outputFormatSchema = z.enum(['table', 'json']);
 export type OutputFormat = z.infer<typeof outputFormatSchema>;
@@ -57,8 +55,9 @@ export function globalOptionsFrom(raw: Record<string, unknown>, env: NodeJS.Proc
   );
 }
 
-export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv): Promise<Context> {
+export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv, options: { snapshotReads?: boolean } = {}): Promise<Context> {
   const host = await openHostRoot(opts.root);
+  if (options.snapshotReads) host.snapshotReads();
   if (opts.simulate && host.isSystemRoot) {
     throw new VgpuctlError(
       'usage',
@@ -67,8 +66,14 @@ export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv): 
   }
   return {
     host,
-    writer: opts.simulate ? new SimulatedSysfsWriter(host, parseFaults(env['VGPUCTL_SIM_FAULTS']), parseCrashAfter(env['VGPUCTL_SIM_CRASH_AFTER'])) : new KernelSysfsWriter(),
+    writer: opts.simulate ? await simulatedWriter(host, env) : new KernelSysfsWriter(),
     catalogue: bundledCatalogue(),
     output: opts.output,
   };
+}
+
+/** The simulator is loaded only with --simulate (a real host never needs it). */
+async function simulatedWriter(host: HostRoot, env: NodeJS.ProcessEnv): Promise<SysfsWriter> {
+  const [{ SimulatedSysfsWriter }, { parseCrashAfter, parseFaults }] = await Promise.all([import('../simulator/sim-writer.js'), import('../simulator/faults.js')]);
+  return new SimulatedSysfsWriter(host, parseFaults(env['VGPUCTL_SIM_FAULTS']), parseCrashAfter(env['VGPUCTL_SIM_CRASH_AFTER']));
 }

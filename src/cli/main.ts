@@ -33,6 +33,12 @@ const COMMAND_MODULES: Array<{ commands: string[]; load: () => Promise<Register>
   { commands: ['sriov'], load: async () => (await import('../vendor-vfio/sriov-command.js')).registerSriovCommands },
 ];
 
+/**
+ * Commands that only read the host: their parts share one read of it (HostRoot.snapshotReads). Not the
+ * commands that write, nor apply, which waits for parents to appear.
+ */
+const READ_ONLY_COMMANDS = new Set(['gpus', 'types', 'list', 'health', 'plan', 'assert']);
+
 /** Global options that take a value (the next argument), as declared in buildProgram. */
 const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--root', '-o', '--output']);
 
@@ -40,7 +46,7 @@ const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--root', '-o', '--output']);
  * Which command modules argv needs: the module of its command, none for a plain --version, all of them
  * otherwise (help, no command, an unknown command, `--` before the command).
  */
-export function modulesFor(argv: string[]): typeof COMMAND_MODULES {
+export function modulesFor(argv: string[]): { modules: typeof COMMAND_MODULES; command: string | null } {
   let version = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -49,16 +55,16 @@ export function modulesFor(argv: string[]): typeof COMMAND_MODULES {
       i++;
       continue;
     }
-    if (a === '-h' || a === '--help') return COMMAND_MODULES;
+    if (a === '-h' || a === '--help') return { modules: COMMAND_MODULES, command: null };
     if (a === '-V' || a === '--version') {
       version = true;
       continue;
     }
     if (a.startsWith('-')) continue;
     const m = COMMAND_MODULES.find((x) => x.commands.includes(a));
-    return m ? [m] : COMMAND_MODULES;
+    return m ? { modules: [m], command: a } : { modules: COMMAND_MODULES, command: null };
   }
-  return version ? [] : COMMAND_MODULES;
+  return { modules: version ? [] : COMMAND_MODULES, command: null };
 }
 
 export async function buildProgram(io: Io, env: NodeJS.ProcessEnv, argv?: string[]): Promise<{ program: Command; setup: CommandSetup | null }> {
@@ -76,10 +82,10 @@ export async function buildProgram(io: Io, env: NodeJS.ProcessEnv, argv?: string
       outputError: (s, write) => write(`vgpuctl: ${s.replace(/^error: /, 'error: ')}`),
     });
   program.configureHelp({ showGlobalOptions: true });
-  const modules = argv === undefined ? COMMAND_MODULES : modulesFor(argv);
+  const { modules, command } = argv === undefined ? { modules: COMMAND_MODULES, command: null } : modulesFor(argv);
   if (modules.length === 0) return { program, setup: null };
   const [{ makeCommandSetup }, ...registers] = await Promise.all([import('./command-setup.js'), ...modules.map((m) => m.load())]);
-  const setup = makeCommandSetup(io, env);
+  const setup = makeCommandSetup(io, env, { snapshotReads: command !== null && READ_ONLY_COMMANDS.has(command) });
   for (const register of registers) register(program, setup);
   for (const c of program.commands) inherit(c, io);
   return { program, setup };

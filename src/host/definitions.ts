@@ -4,10 +4,10 @@
  * with two spaces and no trailing newline (what mdevctl 1.2 writes). Sharing the format means either tool
  * reads what the other wrote.
  */
-import { promises as fs } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { HOST_PATHS, type HostRoot, hostReadError } from './host-root.js';
+import { HOST_PATHS, type HostRoot, hostReadError, readFileText } from './host-root.js';
 import { isUuid } from './identifiers.js';
 
 // The type becomes a sysfs path component (mdev_supported_types/<type>/create) and an attribute name a path
@@ -83,7 +83,7 @@ async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Defin
       const dir = path.join(base, parent);
       let stat;
       try {
-        stat = await fs.stat(dir);
+        stat = statSync(dir);
       } catch (e) {
         throw hostReadError(host, dir, e);
       }
@@ -91,7 +91,7 @@ async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Defin
       for (const name of await host.list(dir)) {
         const file = path.join(dir, name);
         const hostFile = host.hostPathOf(file);
-        const fstat = await fs.lstat(file);
+        const fstat = lstatSync(file);
         if (!fstat.isFile()) {
           if (fstat.isSymbolicLink()) problems.push({ file: hostFile, problem: 'is a symbolic link; definitions must be plain files' });
           continue;
@@ -102,7 +102,7 @@ async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Defin
         }
         let parsed: DefinitionFile;
         try {
-          parsed = parseDefinition(await fs.readFile(file, 'utf8'));
+          parsed = parseDefinition(readFileText(file));
         } catch (e) {
           const why = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; ') : (e as Error).message;
           problems.push({ file: hostFile, problem: `not a valid mdevctl definition (${why})` });

@@ -7,7 +7,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { scanDomains, type DomainRef } from '../libvirt/domain-scan.js';
 import { readDefinitions, type Definition } from './definitions.js';
 import type { HostRoot } from './host-root.js';
-import { discoverActiveMdevs, discoverParents, type ActiveMdev, type MdevParent, type MdevType } from './mdev.js';
+import { discoverActiveMdevs, discoverParents, readTypesOf, type ActiveMdev, type MdevParent, type MdevType } from './mdev.js';
 import { discoverPci, isNvidiaGpu, type PciFunction } from './pci.js';
 import { isQemu, listProcesses, mdevUuidsInQemuArgs } from './processes.js';
 import { vendorActiveByPf, vendorDevicesFor, vendorTypesFor } from '../vendor-vfio/records.js';
@@ -208,6 +208,10 @@ export interface DeviceUsers {
 
 /** Which VMs (libvirt domains, bare qemu processes) name which mdev UUIDs. */
 export async function findDeviceUsers(host: HostRoot): Promise<DeviceUsers> {
+  return host.memo('device-users', () => readDeviceUsers(host));
+}
+
+async function readDeviceUsers(host: HostRoot): Promise<DeviceUsers> {
   const [domains, procs] = await Promise.all([scanDomains(host), listProcesses(host)]);
   const byUuid = new Map<string, DomainRef[]>();
   for (const d of domains) {
@@ -233,16 +237,18 @@ export async function listDevices(
   catalogue: Catalogue,
   query: DeviceQuery,
 ): Promise<{ devices: DeviceRecord[]; warnings: Warning[] }> {
-  const [active, defs, parents, users] = await Promise.all([
-    discoverActiveMdevs(host),
-    readDefinitions(host),
-    discoverParents(host),
-    findDeviceUsers(host),
+  const [active, defs, users] = await Promise.all([discoverActiveMdevs(host), readDefinitions(host), findDeviceUsers(host)]);
+  // The types of the listed devices only: a listing of 160 definitions reads 160 types, not every type of
+  // every parent (2,080 on a 160-VF host).
+  const types = await readTypesOf(host, [
+    ...(query.which !== 'defined' ? active : []),
+    ...(query.which !== 'active' ? defs.definitions : []),
   ]);
   const warnings: Warning[] = defs.problems.map((p) => ({ code: 'bad-definition', message: `${p.file}: ${p.problem}` }));
   const defKey = (parent: string, uuid: string) => `${parent}/${uuid}`;
   const defs_ = new Map<string, Definition>(defs.definitions.map((d) => [defKey(d.parent, d.uuid), d]));
-  const typeOf = (parent: string, id: string) => findType(parents, parent, id);
+  const activeByKey = new Map(active.map((a) => [`${defKey(a.parent, a.uuid)}/${a.type}`, a]));
+  const typeOf = (parent: string, id: string) => types.get(`${parent}/${id}`);
 
   const records = new Map<string, DeviceRecord>();
   const record = (uuid: string, parent: string, type: string, a: ActiveMdev | null, d: Definition | undefined): DeviceRecord => {
@@ -272,7 +278,7 @@ export async function listDevices(
     for (const d of defs.definitions) {
       const key = defKey(d.parent, d.uuid);
       if (records.has(key)) continue;
-      const a = active.find((x) => x.uuid === d.uuid && x.parent === d.parent && x.type === d.type) ?? null;
+      const a = activeByKey.get(`${key}/${d.type}`) ?? null;
       records.set(key, record(d.uuid, d.parent, d.type, a, d));
     }
   }

@@ -38,25 +38,25 @@ export const isNvidiaGpu = (f: PciFunction): boolean => f.vendorId === NVIDIA_VE
 async function readPciFunction(host: HostRoot, address: string): Promise<PciFunction | null> {
   const link = path.join(host.path(HOST_PATHS.pciDevices), address);
   const dir = await host.realpath(link);
-  const attr = (name: string) => path.join(dir, name);
-  const [vendor, device, subVendor, subDevice, classCode, driver, group, numa, physfn, total, num, override, vgpuTypes] =
-    await Promise.all([
-      host.readAttr(attr('vendor')),
-      host.readAttr(attr('device')),
-      host.readAttr(attr('subsystem_vendor')),
-      host.readAttr(attr('subsystem_device')),
-      host.readAttr(attr('class')),
-      host.linkBasename(attr('driver')),
-      host.linkBasename(attr('iommu_group')),
-      host.readIntAttr(attr('numa_node')),
-      host.linkBasename(attr('physfn')),
-      host.readIntAttr(attr('sriov_totalvfs')),
-      host.readIntAttr(attr('sriov_numvfs')),
-      host.readAttr(attr('driver_override')),
-      host.exists(attr('nvidia/creatable_vgpu_types')),
-    ]);
+  // Plain joins and synchronous reads, in this order (a host has hundreds of PCI functions).
+  const attr = (name: string) => `${dir}/${name}`;
+  const vendor = host.readAttrSync(attr('vendor'));
+  const device = host.readAttrSync(attr('device'));
+  const subVendor = host.readAttrSync(attr('subsystem_vendor'));
+  const subDevice = host.readAttrSync(attr('subsystem_device'));
+  const classCode = host.readAttrSync(attr('class'));
+  const driver = await host.linkBasename(attr('driver'));
+  const group = await host.linkBasename(attr('iommu_group'));
+  const numa = host.readIntAttrSync(attr('numa_node'));
+  const physfn = await host.linkBasename(attr('physfn'));
+  const total = host.readIntAttrSync(attr('sriov_totalvfs'));
+  const num = host.readIntAttrSync(attr('sriov_numvfs'));
+  const override = host.readAttrSync(attr('driver_override'));
+  const vgpuTypes = await host.exists(attr('nvidia/creatable_vgpu_types'));
   if (vendor === null || device === null || classCode === null) return null; // not a PCI function dir
-  const virtfns = await readVirtfns(host, dir);
+  // Only an SR-IOV physical function (the one kind with sriov_* attributes) has virtfnN links: listing
+  // every function's directory for them was a fifth of a host's PCI read.
+  const virtfns = total !== null || num !== null ? await readVirtfns(host, dir) : [];
   return {
     address,
     sysfsPath: host.hostPathOf(dir),
@@ -86,9 +86,11 @@ async function readVirtfns(host: HostRoot, dir: string): Promise<string[]> {
 
 /** Every PCI function on the host, keyed by address. */
 export async function discoverPci(host: HostRoot): Promise<Map<string, PciFunction>> {
-  const addresses = await host.list(host.path(HOST_PATHS.pciDevices));
-  const functions = await Promise.all(addresses.map((a) => readPciFunction(host, a)));
-  const map = new Map<string, PciFunction>();
-  for (const f of functions) if (f) map.set(f.address, f);
-  return map;
+  return host.memo('pci-functions', async () => {
+    const addresses = await host.list(host.path(HOST_PATHS.pciDevices));
+    const functions = await Promise.all(addresses.map((a) => readPciFunction(host, a)));
+    const map = new Map<string, PciFunction>();
+    for (const f of functions) if (f) map.set(f.address, f);
+    return map;
+  });
 }

@@ -13,6 +13,10 @@ export interface ProcessInfo {
 }
 
 export async function listProcesses(host: HostRoot): Promise<ProcessInfo[]> {
+  return host.memo('processes', () => readProcesses(host));
+}
+
+async function readProcesses(host: HostRoot): Promise<ProcessInfo[]> {
   const dir = host.path(HOST_PATHS.proc);
   const pids = (await host.list(dir)).filter((e) => /^\d+$/.test(e));
   const procs = await Promise.all(

@@ -8,11 +8,11 @@
  * seven compute slices; one vGPU per SR-IOV VF, VFs grouped by `physfn`. Types without those fields
  * (the kernel's sample drivers) just count down and up.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { isUuid } from '../host/identifiers.js';
-import { discoverActiveMdevs, discoverParents, readParents, type MdevParent, type MdevType } from '../host/mdev.js';
+import { discoverActiveMdevs, discoverParents, readParents, type MdevParent, type MdevType, type KnownTypes } from '../host/mdev.js';
 import { errnoError } from '../host/sysfs-writer.js';
 import { TreeWriter } from './tree.js';
 import { additionalFit, shapeOf } from '../rules/gpu-capacity.js';
@@ -36,8 +36,11 @@ async function nextIommuGroup(host: HostRoot): Promise<number> {
 /** /sys/devices/... → the relative-depth-free host path of /sys (always /sys here). */
 const SYS = '/sys';
 
-/** Applies `echo <uuid> > <typeDir>/create`. typeDir is a host path. */
-export async function simulateCreate(host: HostRoot, typeDirAsWritten: string, written: string): Promise<string> {
+/**
+ * Applies `echo <uuid> > <typeDir>/create`. typeDir is a host path. `known`: the types this simulator
+ * instance has read and written (see KnownTypes), so that a create does not read its GPU's types again.
+ */
+export async function simulateCreate(host: HostRoot, typeDirAsWritten: string, written: string, known?: KnownTypes): Promise<string> {
   const uuid = written.trim().toLowerCase();
   // mdev core: the buffer must be a UUID string (36 chars, optional newline) or it is EINVAL.
   if (!isUuid(uuid) || written.replace(/\n$/, '').length !== 36) {
@@ -79,7 +82,7 @@ export async function simulateCreate(host: HostRoot, typeDirAsWritten: string, w
     await tree.mkdir(`${SYS}/bus/mdev/drivers/${NVIDIA_MDEV_DRIVER}`);
     await tree.link(`${SYS}/bus/mdev/drivers/${NVIDIA_MDEV_DRIVER}/${uuid}`, devDir);
   }
-  await recomputeCapacity(host, parentDir, { typeDir, delta: -1 });
+  await recomputeCapacity(host, parentDir, { typeDir, delta: -1 }, known);
   return uuid;
 }
 
@@ -91,8 +94,9 @@ const POOL_FILE = '.vgpuctl-sim-pool';
  */
 async function writeAttrAtomically(file: string, content: string): Promise<void> {
   const tmp = `${path.dirname(file)}/.${path.basename(file)}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, content);
-  await fs.rename(tmp, file);
+  // Synchronous like the tree's other writes (tree.ts): a recompute writes up to a GPU's worth of these.
+  writeFileSync(tmp, content);
+  renameSync(tmp, file);
 }
 
 /**
@@ -153,7 +157,7 @@ async function deviceHeldBy(host: HostRoot, uuid: string): Promise<number | null
 }
 
 /** Applies `echo 1 > <devDir>/remove`. devDir is a host path. */
-export async function simulateRemove(host: HostRoot, devDirAsWritten: string, written: string): Promise<string> {
+export async function simulateRemove(host: HostRoot, devDirAsWritten: string, written: string, known?: KnownTypes): Promise<string> {
   const uuid = path.posix.basename(devDirAsWritten);
   if (!/^\s*1\s*$/.test(written)) throw errnoError('EINVAL', `only "1" may be written to ${devDirAsWritten}/remove`);
   if (!(await host.exists(path.join(host.path(devDirAsWritten), 'mdev_type')))) throw errnoError('ENODEV', `${devDirAsWritten} is not an mdev`);
@@ -174,7 +178,7 @@ export async function simulateRemove(host: HostRoot, devDirAsWritten: string, wr
     await tree.remove(`/dev/vfio/${group}`);
   }
   await tree.remove(devDir);
-  await recomputeCapacity(host, parentDir, { typeDir, delta: +1 });
+  await recomputeCapacity(host, parentDir, { typeDir, delta: +1 }, known);
   return uuid;
 }
 
@@ -184,6 +188,13 @@ async function parentNameOf(host: HostRoot, dir: string): Promise<string | null>
   const link = path.join(host.path(HOST_PATHS.mdevBus), name);
   if (!(await host.exists(link))) return null;
   return (await host.realpath(link)) === host.path(dir) ? name : null;
+}
+
+/** The same for a function named by a virtfnN link: the kernel names the class link after the device. */
+async function vfParentName(host: HostRoot, virtfnLink: string): Promise<string | null> {
+  const name = await host.linkBasename(virtfnLink);
+  if (name === null) return null;
+  return (await host.exists(path.join(host.path(HOST_PATHS.mdevBus), name))) ? name : null;
 }
 
 /**
@@ -200,7 +211,7 @@ async function gpuGroupNames(host: HostRoot, parentDir: string): Promise<string[
   const pfName = await parentNameOf(host, host.hostPathOf(pf));
   if (pfName !== null) members.add(pfName);
   for (const entry of (await host.list(pf)).filter((e) => /^virtfn\d+$/.test(e))) {
-    const vf = await parentNameOf(host, host.hostPathOf(await host.realpath(path.join(pf, entry))));
+    const vf = await vfParentName(host, path.join(pf, entry));
     if (vf !== null) members.add(vf);
   }
   if (!members.has(self)) return null;
@@ -230,11 +241,12 @@ export async function recomputeCapacity(
   host: HostRoot,
   parentDir: string,
   change: { typeDir: string; delta: number } | null,
+  known?: KnownTypes,
 ): Promise<void> {
   const names = await gpuGroupNames(host, parentDir);
   if (names !== null) {
-    const group = await readParents(host, names);
-    return recomputeGroup(host, group, await activeOnParents(host, group), change);
+    const group = await readParents(host, names, known);
+    return recomputeGroup(host, group, await activeOnParents(host, group), change, known);
   }
   // A tree that does not link its GPU's functions both ways: look at every parent, as the kernel's
   // bookkeeping would.
@@ -246,7 +258,7 @@ export async function recomputeCapacity(
   const group = parents.filter((_, i) => keys[i] === key);
   const groupNames = new Set(group.map((p) => p.name));
   const active = (await discoverActiveMdevs(host)).filter((d) => groupNames.has(d.parent));
-  return recomputeGroup(host, group, active, change);
+  return recomputeGroup(host, group, active, change, known);
 }
 
 /** available_instances of every type of the parents of one physical GPU, given the devices on it. */
@@ -255,6 +267,7 @@ async function recomputeGroup(
   group: MdevParent[],
   onGpu: Array<{ parent: string; type: string }>,
   change: { typeDir: string; delta: number } | null,
+  known?: KnownTypes,
 ): Promise<void> {
   const typeOf = (parent: string, id: string) => group.find((p) => p.name === parent)?.types.find((t) => t.id === id);
   const devicesWithType = onGpu.map((d) => ({ device: d, type: typeOf(d.parent, d.type) }));
@@ -280,7 +293,10 @@ async function recomputeGroup(
       }
       // Only what changed is written: after the first vGPU on a GPU, a create changes one VF's types.
       if (available === t.availableInstances) continue;
-      await writeAttrAtomically(path.join(host.path(t.sysfsPath), 'available_instances'), `${available}\n`);
+      const dir = host.path(t.sysfsPath);
+      await writeAttrAtomically(path.join(dir, 'available_instances'), `${available}\n`);
+      const k = known?.get(dir);
+      if (k !== undefined) k.available = available;
     }
   }
 }
@@ -311,9 +327,9 @@ export interface SettleResult {
  * Applies writes another program made in the tree (mdevctl in a chroot writes a UUID into `create` or
  * `1` into `remove`): each pending write is carried out or refused, and the attribute is emptied again.
  */
-export async function settle(host: HostRoot): Promise<SettleResult> {
+export async function settle(host: HostRoot, known: KnownTypes = new Map()): Promise<SettleResult> {
   const result: SettleResult = { created: [], removed: [], refused: [] };
-  const parents = await discoverParents(host);
+  const parents = await readParents(host, await host.list(host.path(HOST_PATHS.mdevBus)), known);
   for (const parent of parents) {
     for (const t of parent.types) {
       const file = path.join(host.path(t.sysfsPath), 'create');
@@ -321,7 +337,7 @@ export async function settle(host: HostRoot): Promise<SettleResult> {
       if (!written) continue;
       await fs.writeFile(file, '');
       try {
-        const uuid = await simulateCreate(host, t.sysfsPath, written);
+        const uuid = await simulateCreate(host, t.sysfsPath, written, known);
         result.created.push({ uuid, type: t.id });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
@@ -335,7 +351,7 @@ export async function settle(host: HostRoot): Promise<SettleResult> {
       if (!written) continue;
       await fs.writeFile(file, '');
       try {
-        result.removed.push(await simulateRemove(host, `${parent.sysfsPath}/${entry}`, written));
+        result.removed.push(await simulateRemove(host, `${parent.sysfsPath}/${entry}`, written, known));
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         result.refused.push({ file: host.hostPathOf(file), written, errno: err.code ?? 'EIO', message: err.message });

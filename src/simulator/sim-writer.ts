@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { promises as fs, constants as fsc } from 'node:fs';
 import type { HostRoot } from '../host/host-root.js';
+import type { KnownTypes } from '../host/mdev.js';
 import type { SysfsWriter } from '../host/sysfs-writer.js';
 import { errnoError } from '../host/sysfs-writer.js';
 import type { Fault } from './faults.js';
@@ -16,6 +17,8 @@ export class SimulatedSysfsWriter implements SysfsWriter {
   readonly simulated = true;
 
   private readonly counts = { create: 0, remove: 0, any: 0 };
+  /** The types this writer's simulated kernel read and wrote: read once per command, not at every create (see KnownTypes). */
+  private readonly known: KnownTypes = new Map();
 
   constructor(
     private readonly host: HostRoot,
@@ -44,11 +47,11 @@ export class SimulatedSysfsWriter implements SysfsWriter {
     const dir = path.posix.dirname(hostPath);
     this.injectFault(name);
     if (name === 'create' && path.posix.basename(path.posix.dirname(dir)) === 'mdev_supported_types') {
-      await simulateCreate(this.host, dir, data);
+      await simulateCreate(this.host, dir, data, this.known);
       return this.maybeCrash();
     }
     if (name === 'remove' && (await this.host.exists(path.join(this.host.path(dir), 'mdev_type')))) {
-      await simulateRemove(this.host, dir, data);
+      await simulateRemove(this.host, dir, data, this.known);
       return this.maybeCrash();
     }
     if (await simulatePciWrite(this.host, hostPath, data)) return this.maybeCrash();
