@@ -2,7 +2,6 @@
  * External tools vgpuctl asks (nvidia-smi, systemctl): argument arrays only, a time limit on every call,
  * and paths that can be overridden (flags or env) so tests use fake scripts printing real-format output.
  */
-import { execa } from 'execa';
 
 export interface ToolPaths {
   nvidiaSmi: string;
@@ -31,6 +30,8 @@ export interface ToolResult {
  */
 export async function runTool(binary: string, args: string[], timeoutMs: number): Promise<ToolResult> {
   const command = [binary, ...args];
+  // execa is loaded when a tool first runs: most commands never run one.
+  const { execa } = await import('execa');
   const sub = execa(binary, args, { reject: false, stdin: 'ignore', detached: true, killSignal: 'SIGKILL' });
   let timedOut = false;
   const timer = setTimeout(() => {

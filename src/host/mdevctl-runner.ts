@@ -2,7 +2,6 @@
  * Runs the real mdevctl: directly on a real host (root /), or inside the tree of a simulated root through
  * a private mount namespace and chroot (see chroot-runner.ts). Argument arrays only, with a time limit.
  */
-import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,12 +16,12 @@ export interface CommandResult {
   command: string[];
 }
 
-// The runner is a separate script (it must start inside the new namespace): beside the bundle
-// (dist/chroot-runner.mjs, bundled on its own), beside this module in tsc's dist/host/, or, from src/ (tests
-// run the TypeScript), the build's copy in dist/host/.
+// The runner is a separate script (it must start inside the new namespace): beside this module in tsc's
+// dist/host/; from the bundle (dist/vgpuctl.mjs and its dist/chunks/), the runner bundled on its own as
+// dist/chroot-runner.mjs; from src/ (tests run the TypeScript), the build's copy in dist/host/.
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROOT_RUNNER =
-  [path.join(here, 'chroot-runner.mjs'), path.join(here, 'chroot-runner.js')].find((f) => existsSync(f)) ??
+  [path.join(here, 'chroot-runner.js'), path.join(here, 'chroot-runner.mjs'), path.join(here, '../chroot-runner.mjs')].find((f) => existsSync(f)) ??
   packageFile(import.meta.url, 'dist/host/chroot-runner.js');
 
 export interface MdevctlOptions {
@@ -36,6 +35,8 @@ export async function runMdevctl(host: HostRoot, args: string[], options: Mdevct
   const command = host.isSystemRoot
     ? [binary, ...args]
     : ['unshare', '--mount', '--propagation', 'private', process.execPath, CHROOT_RUNNER, host.root, binary, ...args];
+  // execa is loaded when mdevctl first runs: the sysfs backend never needs it.
+  const { execa } = await import('execa');
   try {
     const r = await execa(command[0]!, command.slice(1), {
       reject: false,
