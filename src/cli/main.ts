@@ -3,11 +3,11 @@
  * `run` returns the exit code (0 ok, 1 failed or refused, 2 bad usage or input).
  *
  * Start-up is most of the time of a small command (cron runs `health` every minute), so only what the
- * command needs is loaded: `--version` loads no command module at all, `vgpuctl types` only the inventory
- * commands; help, a bare `vgpuctl` and anything unrecognised load every command module (in their
- * registration order, so help and "did you mean" are exactly as before).
+ * command needs is loaded: a plain `--version` loads nothing else, not even commander; `vgpuctl types`
+ * only the inventory commands; help, a bare `vgpuctl` and anything unrecognised load every command module
+ * (in their registration order, so help and "did you mean" are exactly as before).
  */
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { isVgpuctlError } from '../errors/vgpuctl-error.js';
 import type { CommandSetup } from './command-setup.js';
 import type { Io } from './output.js';
@@ -19,7 +19,7 @@ type Register = (program: Command, setup: CommandSetup) => void;
  * Every command module, in registration order, with the top-level commands it registers. A command
  * missing here still works: an unknown name loads every module.
  */
-const COMMAND_MODULES: Array<{ commands: string[]; load: () => Promise<Register> }> = [
+export const COMMAND_MODULES: Array<{ commands: string[]; load: () => Promise<Register> }> = [
   { commands: ['gpus', 'types', 'profiles', 'list'], load: async () => (await import('./commands/inventory-commands.js')).registerInventoryCommands },
   {
     commands: ['create', 'define', 'start', 'stop', 'modify', 'undefine', 'destroy'],
@@ -28,7 +28,7 @@ const COMMAND_MODULES: Array<{ commands: string[]; load: () => Promise<Register>
   { commands: ['plan', 'apply', 'assert', 'migrate-units'], load: async () => (await import('./commands/plan-commands.js')).registerPlanCommands },
   { commands: ['nova-config', 'flavor', 'libvirt-xml', 'vm-check'], load: async () => (await import('./commands/openstack-commands.js')).registerOpenstackCommands },
   { commands: ['cleanup', 'health'], load: async () => (await import('./commands/health-commands.js')).registerHealthCommands },
-  { commands: ['pci'], load: async () => (await import('./commands/pci-commands.js')).registerPciCommands },
+  { commands: ['pci', 'prepare'], load: async () => (await import('./commands/pci-commands.js')).registerPciCommands },
   { commands: ['sim'], load: async () => (await import('./commands/sim-commands.js')).registerSimCommands },
   { commands: ['sriov'], load: async () => (await import('../vendor-vfio/sriov-command.js')).registerSriovCommands },
 ];
@@ -68,6 +68,7 @@ export function modulesFor(argv: string[]): { modules: typeof COMMAND_MODULES; c
 }
 
 export async function buildProgram(io: Io, env: NodeJS.ProcessEnv, argv?: string[]): Promise<{ program: Command; setup: CommandSetup | null }> {
+  const { Command } = await import('commander');
   const program = new Command('vgpuctl')
     .description('Manage NVIDIA vGPU mediated devices and passthrough GPUs on KVM hypervisors')
     .version(VERSION, '-V, --version')
@@ -109,12 +110,17 @@ const processIo: Io = {
 };
 
 export async function run(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // What commander would print for these, without loading it.
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    io.out(VERSION);
+    return 0;
+  }
   try {
     const { program, setup } = await buildProgram(io, env, argv);
     await program.parseAsync(argv, { from: 'user' });
     return setup?.exitCode() ?? 0;
   } catch (e) {
-    if (e instanceof CommanderError) {
+    if (e instanceof (await import('commander')).CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       if (e.code === 'commander.executeSubCommandAsync') return 0;
       return 2; // commander already printed the usage error
