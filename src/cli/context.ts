@@ -77,3 +77,20 @@ async function simulatedWriter(host: HostRoot, env: NodeJS.ProcessEnv): Promise<
   const [{ SimulatedSysfsWriter }, { parseCrashAfter, parseFaults }] = await Promise.all([import('../simulator/sim-writer.js'), import('../simulator/faults.js')]);
   return new SimulatedSysfsWriter(host, parseFaults(env['VGPUCTL_SIM_FAULTS']), parseCrashAfter(env['VGPUCTL_SIM_CRASH_AFTER']));
 }
+
+/** The context every changing command hands to src/lifecycle, src/plan and src/cleanup. */
+export function lifecycleContextOf(
+  ctx: Context,
+  io: { err: (text: string) => void },
+  opts: { dryRun: boolean; backend: 'sysfs' | 'mdevctl'; lockTimeout: number },
+): import('../lifecycle/operation.js').LifecycleContext {
+  return {
+    host: ctx.host,
+    writer: ctx.writer,
+    catalogue: ctx.catalogue,
+    backend: opts.backend,
+    dryRun: opts.dryRun,
+    lockTimeoutMs: opts.lockTimeout * 1000,
+    warn: (m) => io.err(`vgpuctl: warning: ${m}`),
+  };
+}

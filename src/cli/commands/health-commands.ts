@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../../lifecycle/actions.js';
 import { runHealth, STATUS_CODE } from '../../health/checks.js';
 import { formatNagios, formatPrometheus, formatText } from '../../health/formats.js';
 import { loadPlanFile } from '../../plan/plan-file.js';
-import { parseInput } from '../context.js';
+import { lifecycleContextOf, parseInput } from '../context.js';
 import { printJson, renderTable } from '../output.js';
 import type { CommandSetup } from '../command-setup.js';
 
@@ -46,7 +46,7 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
         );
         const tools = defaultToolPaths(setup.env);
         const r = await cleanup(
-          { host: ctx.host, writer: ctx.writer, catalogue: ctx.catalogue, backend: o.backend, dryRun: o.dryRun, lockTimeoutMs: o.lockTimeout * 1000, warn: (m) => io.err(`vgpuctl: warning: ${m}`) },
+          lifecycleContextOf(ctx, io, o),
           { orphans: o.orphans, restartVgpuMgr: o.restartVgpuMgr, tools: { nvidiaSmi: o.nvidiaSmi ?? tools.nvidiaSmi, systemctl: o.systemctl ?? tools.systemctl }, timeoutMs: o.timeout * 1000 },
         );
         if (ctx.output === 'json') printJson(io, r);

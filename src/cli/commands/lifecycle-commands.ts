@@ -11,7 +11,7 @@ import { modifyStart, undefineDevice } from '../../lifecycle/modify-undefine.js'
 import type { LifecycleContext, OperationOutcome } from '../../lifecycle/operation.js';
 import { startAutostart, startDevice, stopDevice } from '../../lifecycle/start-stop.js';
 import type { TypeSelector } from '../../rules/type-resolution.js';
-import { parseInput, type Context } from '../context.js';
+import { lifecycleContextOf, parseInput, type Context } from '../context.js';
 import { printJson, type Io } from '../output.js';
 import type { CommandSetup } from '../command-setup.js';
 
@@ -21,17 +21,7 @@ const common = {
   lockTimeout: z.coerce.number({ error: 'must be a number of seconds' }).positive().max(3600).default(10),
 };
 
-function lifecycleContext(ctx: Context, io: Io, opts: { dryRun: boolean; backend: 'sysfs' | 'mdevctl'; lockTimeout: number }): LifecycleContext {
-  return {
-    host: ctx.host,
-    writer: ctx.writer,
-    catalogue: ctx.catalogue,
-    backend: opts.backend,
-    dryRun: opts.dryRun,
-    lockTimeoutMs: opts.lockTimeout * 1000,
-    warn: (m) => io.err(`vgpuctl: warning: ${m}`),
-  };
-}
+const lifecycleContext = lifecycleContextOf;
 
 function withCommonOptions(cmd: Command): Command {
   return cmd

@@ -11,7 +11,7 @@ import { migrateUnits, planToYaml } from '../../plan/migrate-units.js';
 import { writeFileAtomic } from '../../lifecycle/actions.js';
 import { fromStackhpc, fromVgpuDeviceManager, importFormatSchema } from '../../plan/imports.js';
 import { loadPlanFile, planSchema, type Plan } from '../../plan/plan-file.js';
-import { parseInput, type Context } from '../context.js';
+import { lifecycleContextOf, parseInput, type Context } from '../context.js';
 import { printJson, renderTable, type Io } from '../output.js';
 import type { CommandSetup } from '../command-setup.js';
 
@@ -42,17 +42,7 @@ async function readPlan(ctx: Context, o: PlanOptions): Promise<Plan> {
   return planSchema.parse(plan);
 }
 
-function lc(ctx: Context, io: Io, o: PlanOptions): LifecycleContext {
-  return {
-    host: ctx.host,
-    writer: ctx.writer,
-    catalogue: ctx.catalogue,
-    backend: o.backend,
-    dryRun: o.dryRun,
-    lockTimeoutMs: o.lockTimeout * 1000,
-    warn: (m) => io.err(`vgpuctl: warning: ${m}`),
-  };
-}
+const lc = lifecycleContextOf;
 
 function printReport(io: Io, r: PlanReport, verb: string): void {
   if (r.changes.length === 0) io.out(`No changes: the host already matches the plan (${r.devices.length} vGPU(s)).`);
