@@ -5,6 +5,7 @@ import { typeOnParent, type TypeSelector } from '../rules/type-resolution.js';
 import { activeDevice, definitionContent, definitionsOf, refuseBrokenDefinition } from './definitions-lookup.js';
 import { findParent, findTypeOn } from './host-state.js';
 import { runOperation, type LifecycleContext, type OperationOutcome } from './operation.js';
+import { vendorDefine, vendorRefRoute } from '../vendor-vfio/definitions.js';
 
 export interface DefineRequest {
   uuid: string;
@@ -15,10 +16,12 @@ export interface DefineRequest {
 }
 
 export interface DefineResult {
-  defined: { uuid: string; parent: string; type: string; profile: string | null; start: 'auto' | 'manual'; replaced: boolean };
+  defined: { uuid: string; parent: string; type: string; profile: string | null; start: 'auto' | 'manual'; replaced: boolean; /** vendor-VFIO: the VF */ vf?: string };
 }
 
 export async function defineDevice(lc: LifecycleContext, req: DefineRequest): Promise<OperationOutcome<DefineResult>> {
+  // vendor-VFIO vGPUs (named by their VF, defined in vgpuctl's own file): src/vendor-vfio/definitions.ts.
+  if (await vendorRefRoute(lc, req.uuid, req.parent)) return vendorDefine(lc, { ...req, ref: req.uuid });
   return runOperation(lc, 'define', async (state, backend) => {
     const active = activeDevice(state, req.uuid);
     let parent = req.parent ?? active?.parent;

@@ -3,6 +3,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { Action } from './actions.js';
 import { definitionContent, definitionsOf, oneDefinition, refuseBrokenDefinition } from './definitions-lookup.js';
 import { runOperation, type LifecycleContext, type OperationOutcome } from './operation.js';
+import { vendorModify, vendorRefRoute, vendorUndefine } from '../vendor-vfio/definitions.js';
 
 export async function modifyStart(
   lc: LifecycleContext,
@@ -10,6 +11,7 @@ export async function modifyStart(
   start: 'auto' | 'manual',
   parent?: string,
 ): Promise<OperationOutcome<{ modified: Array<{ uuid: string; parent: string; start: string }> }>> {
+  if (await vendorRefRoute(lc, uuid, parent)) return vendorModify(lc, uuid, start, parent); // vendor-VFIO (src/vendor-vfio)
   return runOperation(lc, 'modify', async (state, backend) => {
     const def = oneDefinition(state, uuid, parent);
     if (def.start === start) return { actions: [], result: { modified: [] }, notes: [`${uuid} already starts ${start}`] };
@@ -25,6 +27,7 @@ export async function undefineDevice(
   uuid: string,
   parent?: string,
 ): Promise<OperationOutcome<{ undefined: Array<{ uuid: string; parent: string; type: string }> }>> {
+  if (await vendorRefRoute(lc, uuid, parent)) return vendorUndefine(lc, uuid, parent); // vendor-VFIO (src/vendor-vfio)
   return runOperation(lc, 'undefine', async (state, backend) => {
     const defs = definitionsOf(state, uuid, parent);
     if (defs.length === 0) refuseBrokenDefinition(state, uuid, parent);

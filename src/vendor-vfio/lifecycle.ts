@@ -13,7 +13,7 @@ import { additionalFit, type VgpuShape } from '../rules/gpu-capacity.js';
 import type { TypeSelector } from '../rules/type-resolution.js';
 import { numericTypeId, typeIdOf, type CreatableType } from './creatable.js';
 import { currentTypePath, profileOfId, vfHandle, type VendorGpu, type VendorState, type VendorVf } from './discovery.js';
-import { writeDefinitionsAction, type VendorDefinition } from './state.js';
+import { requireReadableDefinitions, writeDefinitionsAction, type VendorDefinition } from './state.js';
 
 export interface VendorDevice {
   uuid: string;
@@ -153,6 +153,7 @@ export function planVendorCreate(vs: VendorState, catalogue: Catalogue, req: Ven
   const created = placed.map(({ vf, id }) => ({ uuid: vfHandle(vf.address), parent: vf.address, vf: vf.address, type: typeIdOf(id), profile: profileOfId(vs, catalogue, id)?.profile ?? null }));
   const actions = placed.map(({ vf, id }, i) => createAction(vf.address, id, created[i]!.profile));
   if (req.define) {
+    requireReadableDefinitions(vs);
     const start = req.define.start;
     const next: VendorDefinition[] = [
       ...vs.definitions.filter((d) => !created.some((c) => c.vf === d.vf)),
@@ -195,6 +196,7 @@ export function planVendorDestroy(
   const actions: Action[] = [];
   if (d.active) actions.push(destroyAction(d.vf, d.active.current, profileOfId(vs, catalogue, d.active.current)?.profile ?? null));
   const undefine = !opts.keepDefinition && d.def !== null;
+  if (undefine) requireReadableDefinitions(vs);
   if (undefine) actions.push(writeDefinitionsAction(vs.stateContent, vs.definitions.filter((x) => x.vf !== d.vf), `undefine the vGPU on ${d.vf}`));
   return { actions, result: { uuid: vfHandle(d.vf), vf: d.vf, type: d.active ? typeIdOf(d.active.current) : d.def?.type ?? '', stopped: d.active !== null, undefined: undefine ? [d.vf] : [] } };
 }

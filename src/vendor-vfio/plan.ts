@@ -14,7 +14,7 @@ import { additionalFit } from '../rules/gpu-capacity.js';
 import { typeIdOf } from './creatable.js';
 import { hasVendorVfio, profileOfId, readVendorState, vfHandle, type VendorGpu, type VendorState } from './discovery.js';
 import { createAction, placementOfGpu, resolveVendorId, vendorShape } from './lifecycle.js';
-import { writeDefinitionsAction, type VendorDefinition } from './state.js';
+import { requireReadableDefinitions, writeDefinitionsAction, type VendorDefinition } from './state.js';
 
 export interface VendorPlanDevice {
   uuid: string;
@@ -127,6 +127,7 @@ export async function vendorPlanPart(lc: LifecycleContext, plan: Plan): Promise<
       }
     }
   }
+  if (defsChanged) requireReadableDefinitions(vs);
   if (defsChanged) actions.push(writeDefinitionsAction(vs.stateContent, [...defs.values()], 'write the vendor-VFIO vGPU definitions of the plan'));
   return { mdevPlan: { ...plan, gpus: keep.map((i) => plan.gpus[i]!) }, mdevIndex: keep, devices, actions, problems };
 }

@@ -4,7 +4,7 @@
  * sorted by VF, written through a temporary file and a rename (the write-file action).
  */
 import { z } from 'zod';
-import { errnoOf } from '../errors/vgpuctl-error.js';
+import { errnoOf, VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { HostRoot } from '../host/host-root.js';
 import { promises as fs } from 'node:fs';
 import type { Action } from '../lifecycle/actions.js';
@@ -57,4 +57,11 @@ export function writeDefinitionsAction(previous: string | null, next: VendorDefi
         ? { kind: 'remove-file', path: VENDOR_STATE_PATH, summary: `remove ${VENDOR_STATE_PATH}` }
         : { kind: 'write-file', path: VENDOR_STATE_PATH, content: previous, summary: `restore ${VENDOR_STATE_PATH}` },
   };
+}
+
+/** The definitions must be readable before any of them is rewritten: a broken file is never replaced. */
+export function requireReadableDefinitions(vs: { definitionProblems: string[] }): void {
+  if (vs.definitionProblems.length > 0) {
+    throw new VgpuctlError('host-read', `${vs.definitionProblems.join('; ')}; nothing was written (vgpuctl never rewrites a definitions file it cannot read, so no definition is lost)`);
+  }
 }

@@ -13,6 +13,7 @@ import { startAutostart, startDevice, stopDevice } from '../../lifecycle/start-s
 import type { TypeSelector } from '../../rules/type-resolution.js';
 import { lifecycleContextOf, parseInput, type Context } from '../context.js';
 import { printJson, type Io } from '../output.js';
+import { normalizeDeviceRef } from '../../vendor-vfio/definitions.js';
 import type { CommandSetup } from '../command-setup.js';
 
 const common = {
@@ -112,7 +113,7 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
     program
       .command('define')
       .description('persist a device in /etc/mdevctl.d (as mdevctl writes it); with only -u, an active device as it is')
-      .requiredOption('-u, --uuid <uuid>', 'the device')
+      .requiredOption('-u, --uuid <uuid>', 'the device (a vendor-VFIO vGPU: its VF address or handle)')
       .option('-p, --parent <parent>', 'parent device (PCI address)')
       .option('-t, --type <type>', 'mdev type id')
       .option('--profile <profile>', 'vGPU profile, resolved on the parent')
@@ -129,7 +130,7 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
           'option',
         );
         const outcome = await defineDevice(lifecycleContext(ctx, io, o), {
-          uuid: normalizeUuid(o.uuid),
+          uuid: normalizeDeviceRef(o.uuid),
           parent: o.parent === undefined ? undefined : normalizeParent(o.parent),
           selector: selectorFrom(o.type, o.profile, false),
           start: startMode(o.auto, o.manual),
@@ -165,7 +166,7 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
           return;
         }
         if (o.uuid === undefined) throw new VgpuctlError('usage', 'say which device: -u UUID, or --autostart for every auto definition');
-        const outcome = await startDevice(lc, normalizeUuid(o.uuid), o.parent === undefined ? undefined : normalizeParent(o.parent));
+        const outcome = await startDevice(lc, normalizeDeviceRef(o.uuid), o.parent === undefined ? undefined : normalizeParent(o.parent));
         report(io, ctx.output, outcome, (r) => r.started.map((s) => `started ${s.uuid} (${s.profile ?? s.type} on ${s.parent})`));
       }),
     );
@@ -174,12 +175,12 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
     program
       .command('stop')
       .description('remove an active device (its definition stays); refused while a VM uses it')
-      .requiredOption('-u, --uuid <uuid>', 'the device')
+      .requiredOption('-u, --uuid <uuid>', 'the device (a vendor-VFIO vGPU: its VF address or handle)')
       .option('--force', 'also stop a device that an inactive libvirt domain names'),
   ).action(
     setup.action(async (ctx, raw) => {
       const o = parseInput(z.object({ ...common, uuid: z.string(), force: z.boolean().default(false) }), raw, 'option');
-      const outcome = await stopDevice(lifecycleContext(ctx, io, o), normalizeUuid(o.uuid), o.force);
+      const outcome = await stopDevice(lifecycleContext(ctx, io, o), normalizeDeviceRef(o.uuid), o.force);
       report(io, ctx.output, outcome, (r) => r.stopped.map((s) => `stopped ${s.uuid}`));
     }),
   );
@@ -188,7 +189,7 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
     program
       .command('modify')
       .description('change whether a defined device starts at boot')
-      .requiredOption('-u, --uuid <uuid>', 'the device')
+      .requiredOption('-u, --uuid <uuid>', 'the device (a vendor-VFIO vGPU: its VF address or handle)')
       .option('-p, --parent <parent>', 'the parent, when the UUID is defined under several')
       .option('-a, --auto', 'start at boot')
       .option('--manual', 'do not start at boot'),
@@ -196,7 +197,7 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
     setup.action(async (ctx, raw) => {
       const o = parseInput(z.object({ ...common, uuid: z.string(), parent: z.string().optional(), auto: z.boolean().default(false), manual: z.boolean().default(false) }), raw, 'option');
       if (!o.auto && !o.manual) throw new VgpuctlError('usage', 'say how it should start: --auto or --manual');
-      const outcome = await modifyStart(lifecycleContext(ctx, io, o), normalizeUuid(o.uuid), startMode(o.auto, o.manual), o.parent === undefined ? undefined : normalizeParent(o.parent));
+      const outcome = await modifyStart(lifecycleContext(ctx, io, o), normalizeDeviceRef(o.uuid), startMode(o.auto, o.manual), o.parent === undefined ? undefined : normalizeParent(o.parent));
       report(io, ctx.output, outcome, (r) => r.modified.map((m) => `${m.uuid} now starts ${m.start}`));
     }),
   );
@@ -205,12 +206,12 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
     program
       .command('undefine')
       .description('remove the definition of a device (an active device keeps running)')
-      .requiredOption('-u, --uuid <uuid>', 'the device')
+      .requiredOption('-u, --uuid <uuid>', 'the device (a vendor-VFIO vGPU: its VF address or handle)')
       .option('-p, --parent <parent>', 'only the definition under this parent'),
   ).action(
     setup.action(async (ctx, raw) => {
       const o = parseInput(z.object({ ...common, uuid: z.string(), parent: z.string().optional() }), raw, 'option');
-      const outcome = await undefineDevice(lifecycleContext(ctx, io, o), normalizeUuid(o.uuid), o.parent === undefined ? undefined : normalizeParent(o.parent));
+      const outcome = await undefineDevice(lifecycleContext(ctx, io, o), normalizeDeviceRef(o.uuid), o.parent === undefined ? undefined : normalizeParent(o.parent));
       report(io, ctx.output, outcome, (r) => r.undefined.map((u) => `undefined ${u.uuid} (${u.type} on ${u.parent})`));
     }),
   );
@@ -219,7 +220,7 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
     program
       .command('destroy')
       .description('stop and undefine a device and remove its nvidia-mdev@UUID.service boot unit')
-      .requiredOption('-u, --uuid <uuid>', 'the device')
+      .requiredOption('-u, --uuid <uuid>', 'the device (a vendor-VFIO vGPU: its VF address or handle)')
       .option('--keep-definition', 'stop it but keep its definition')
       .option('--force', 'also destroy a device that an inactive libvirt domain names'),
   )
@@ -227,7 +228,7 @@ export function registerLifecycleCommands(program: Command, setup: CommandSetup)
     .action(
       setup.action(async (ctx, raw) => {
         const o = parseInput(z.object({ ...common, uuid: z.string(), keepDefinition: z.boolean().default(false), force: z.boolean().default(false) }), raw, 'option');
-        const outcome = await destroyDevice(lifecycleContext(ctx, io, o), { uuid: normalizeUuid(o.uuid), keepDefinition: o.keepDefinition, force: o.force });
+        const outcome = await destroyDevice(lifecycleContext(ctx, io, o), { uuid: normalizeDeviceRef(o.uuid), keepDefinition: o.keepDefinition, force: o.force });
         report(io, ctx.output, outcome, (r) => [
           `destroyed ${r.destroyed.uuid}${r.destroyed.stopped ? '' : ' (was not active)'}${r.destroyed.undefined.length > 0 ? ', undefined' : ''}${r.destroyed.units_removed.length > 0 ? `, removed ${r.destroyed.units_removed.length} boot unit file(s)/link(s)` : ''}`,
         ]);
