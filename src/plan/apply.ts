@@ -152,11 +152,11 @@ async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, j
   const state = await readHostState(lc.host);
   const namespace = await namespaceFor(lc.host, plan);
   // vendor-VFIO GPUs are converged beside converge() (src/vendor-vfio/plan.ts); converge keeps the mdev entries.
-  const vendor = await vendorPlanPart(lc, plan);
+  const vendor = await vendorPlanPart(lc, plan, { prune });
   const c = converge(state, lc.catalogue, vendor.mdevPlan, { namespace, prune, reclaim: new Set((journal?.creates ?? []).map((j) => j.uuid)) });
   for (const d of c.devices) d.entry = remapEntry(vendor, d.entry);
   c.problems = [...c.problems.map((p) => remapProblem(vendor, p)), ...vendor.problems];
-  c.conflicts = c.conflicts.map((p) => remapProblem(vendor, p));
+  c.conflicts = [...c.conflicts.map((p) => remapProblem(vendor, p)), ...vendor.conflicts];
   c.invalid = c.invalid.map((p) => p.replace(/^gpus\.(\d+)|^gpus\[(\d+)\]/, (m, a, b) => (a !== undefined ? `gpus.${remapEntry(vendor, Number(a))}` : `gpus[${remapEntry(vendor, Number(b))}]`)));
   if (c.invalid.length > 0) {
     throw new VgpuctlError('invalid-input', `invalid plan, nothing was changed:\n  - ${c.invalid.join('\n  - ')}`, { details: { problems: c.problems } });
@@ -176,7 +176,7 @@ async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, j
   const contents = new Map<string, string>();
   for (const d of state.definitions) contents.set(d.file, await fs.readFile(lc.host.path(d.file), 'utf8').catch(() => ''));
   const actions = [...actionsOf(lc, state, c, leaked, contents), ...vendor.actions];
-  const changes = [...changesOf(c, leaked), ...vendor.devices.flatMap((d) => d.needs.map((n) => ({ action: n, uuid: d.uuid, parent: d.parent, type: d.type })))];
+  const changes = [...changesOf(c, leaked), ...vendor.pruneChanges, ...vendor.devices.flatMap((d) => d.needs.map((n) => ({ action: n, uuid: d.uuid, parent: d.parent, type: d.type })))];
   const prunedSet = new Set([...c.prune, ...leaked].map((d) => d.uuid));
   const report: PlanReport = {
     changed: actions.length > 0,
@@ -184,7 +184,7 @@ async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, j
     namespace,
     devices: [...c.devices, ...vendor.devices].map((d) => ({ uuid: d.uuid, parent: d.parent, type: d.type, profile: d.profile, autostart: d.autostart, entry: d.entry, gpu: d.gpu, adopted: d.adopted, needs: d.needs })),
     changes,
-    unplanned: c.unplanned.map((u) => ({ uuid: u.uuid, parent: u.parent, type: u.type, active: u.active, defined: u.definition !== null, in_use: u.in_use, reason: u.reason, pruned: prunedSet.has(u.uuid) })),
+    unplanned: [...c.unplanned.map((u) => ({ uuid: u.uuid, parent: u.parent, type: u.type, active: u.active, defined: u.definition !== null, in_use: u.in_use, reason: u.reason, pruned: prunedSet.has(u.uuid) })), ...vendor.unplanned],
     capacity: capacityAfter(lc, state, c),
     interrupted_previous: journal !== null,
     actions: actions.map(describeAction),
@@ -268,15 +268,20 @@ export interface AssertReport {
 
 export async function assertPlan(lc: LifecycleContext, plan: Plan): Promise<AssertReport> {
   const state = await readHostState(lc.host);
-  const c = converge(state, lc.catalogue, plan, { namespace: await namespaceFor(lc.host, plan), prune: false });
+  // vendor-VFIO entries are checked beside converge(), as apply does (src/vendor-vfio/plan.ts).
+  const vendor = await vendorPlanPart(lc, plan);
+  const c = converge(state, lc.catalogue, vendor.mdevPlan, { namespace: await namespaceFor(lc.host, plan), prune: false });
+  c.problems = [...c.problems.map((p) => remapProblem(vendor, p)), ...vendor.problems];
+  c.conflicts = [...c.conflicts.map((p) => remapProblem(vendor, p)), ...vendor.conflicts];
   if (c.invalid.length > 0) throw new VgpuctlError('invalid-input', `invalid plan:\n  - ${c.invalid.join('\n  - ')}`, { details: { problems: c.problems } });
   // A plan no host state could satisfy is bad input; one blocked by devices present is a difference.
   const impossible = c.problems.filter((p) => !c.conflicts.includes(p));
   if (impossible.length > 0) throw new VgpuctlError('invalid-input', `the plan cannot be met on this host:\n  - ${impossible.join('\n  - ')}`, { details: { problems: c.problems } });
-  const differences = c.problems.length > 0 ? c.problems.map((p) => ({ action: 'unmet', uuid: '', parent: '', type: p })) : changesOf(c, []);
+  const vendorChanges = vendor.devices.flatMap((d) => d.needs.map((n) => ({ action: n, uuid: d.uuid, parent: d.parent, type: d.type })));
+  const differences = c.problems.length > 0 ? c.problems.map((p) => ({ action: 'unmet', uuid: '', parent: '', type: p })) : [...changesOf(c, []), ...vendorChanges];
   return {
     matches: differences.length === 0,
     differences,
-    unplanned: c.unplanned.map((u) => ({ uuid: u.uuid, parent: u.parent, type: u.type, active: u.active, defined: u.definition !== null, in_use: u.in_use, reason: u.reason, pruned: false })),
+    unplanned: [...c.unplanned.map((u) => ({ uuid: u.uuid, parent: u.parent, type: u.type, active: u.active, defined: u.definition !== null, in_use: u.in_use, reason: u.reason, pruned: false })), ...vendor.unplanned],
   };
 }

@@ -10,10 +10,10 @@ import type { LifecycleContext } from '../lifecycle/operation.js';
 import type { GpuEntry, Plan } from '../plan/plan-file.js';
 import { discoverParents } from '../host/mdev.js';
 import { parentsOffering } from '../rules/type-resolution.js';
-import { additionalFit } from '../rules/gpu-capacity.js';
+import { additionalFit, type VgpuShape } from '../rules/gpu-capacity.js';
 import { typeIdOf } from './creatable.js';
-import { hasVendorVfio, profileOfId, readVendorState, vfHandle, type VendorGpu, type VendorState } from './discovery.js';
-import { createAction, placementOfGpu, resolveVendorId, vendorShape } from './lifecycle.js';
+import { gpuOfVf, hasVendorVfio, profileOfId, readVendorState, vfHandle, vfOf, type VendorGpu, type VendorState, type VendorVf } from './discovery.js';
+import { createAction, destroyAction, placementOfGpu, resolveVendorId, vendorShape } from './lifecycle.js';
 import { requireReadableDefinitions, writeDefinitionsAction, type VendorDefinition } from './state.js';
 
 export interface VendorPlanDevice {
@@ -29,13 +29,30 @@ export interface VendorPlanDevice {
   needs: Array<'create' | 'start' | 'define' | 'set-start'>;
 }
 
+/** A vendor vGPU (active on its VF, defined, or both) that the plan does not hold, in the shape of converge's. */
+export interface VendorUnplanned {
+  uuid: string;
+  parent: string;
+  type: string;
+  active: boolean;
+  defined: boolean;
+  in_use: string[];
+  reason: string;
+  pruned: boolean;
+}
+
 export interface VendorPlanPart {
   /** The plan without the vendor-only entries, for converge(); mdevIndex maps its entries back. */
   mdevPlan: Plan;
   mdevIndex: number[];
   devices: VendorPlanDevice[];
+  unplanned: VendorUnplanned[];
+  /** remove/undefine of the unplanned vGPUs --prune takes away (before the plan's own changes). */
+  pruneChanges: Array<{ action: 'remove' | 'undefine'; uuid: string; parent: string; type: string }>;
   actions: Action[];
   problems: string[];
+  /** Problems that only unplanned vGPUs present cause (--prune or freeing a VF changes them). */
+  conflicts: string[];
 }
 
 const selectorOf = (e: GpuEntry) => (e.type !== undefined ? ({ kind: 'type', type: e.type } as const) : ({ kind: 'profile', profile: e.profile! } as const));
@@ -48,8 +65,8 @@ function vendorGpusFor(vs: VendorState, e: GpuEntry): VendorGpu[] {
   return vs.gpus;
 }
 
-export async function vendorPlanPart(lc: LifecycleContext, plan: Plan): Promise<VendorPlanPart> {
-  const none: VendorPlanPart = { mdevPlan: plan, mdevIndex: plan.gpus.map((_, i) => i), devices: [], actions: [], problems: [] };
+export async function vendorPlanPart(lc: Pick<LifecycleContext, 'host' | 'catalogue'>, plan: Plan, opts: { prune?: boolean } = {}): Promise<VendorPlanPart> {
+  const none: VendorPlanPart = { mdevPlan: plan, mdevIndex: plan.gpus.map((_, i) => i), devices: [], unplanned: [], pruneChanges: [], actions: [], problems: [], conflicts: [] };
   if (!(await hasVendorVfio(lc.host))) {
     const vs = await readVendorState(lc.host, lc.catalogue);
     if (vs.definitions.length === 0) return none;
@@ -72,11 +89,17 @@ export async function vendorPlanPart(lc: LifecycleContext, plan: Plan): Promise<
   const defs = new Map<string, VendorDefinition>(vs.definitions.map((d) => [d.vf, d]));
   let defsChanged = false;
   const claimed = new Set<string>();
+  const managed = new Set<string>();
+
+  // Pass 1: what each entry adopts (VFs carrying its type, then definitions of it on free VFs).
+  interface Work { index: number; entry: GpuEntry; g: VendorGpu; id: number; count: number; profile: string | null; autostart: boolean; adopt: VendorVf[] }
+  const work: Work[] = [];
   for (const { index, entry, gpus } of vendorEntries) {
     const label = `gpus[${index}] (${entry.profile ?? entry.type})`;
     const id = resolveVendorId(vs, lc.catalogue, selectorOf(entry));
     const autostart = entry.autostart ?? plan.defaults.autostart;
     for (const g of gpus) {
+      managed.add(g.pf);
       if (id === null) {
         problems.push(`${label}: ${g.pf} offers no such vGPU type (vgpuctl types -p ${g.pf})`);
         continue;
@@ -84,52 +107,106 @@ export async function vendorPlanPart(lc: LifecycleContext, plan: Plan): Promise<
       const shape = vendorShape(vs, lc.catalogue, id);
       const maxFit = Math.min(shape.maxInstance ?? g.vfs.length, g.vfs.length);
       const count = entry.count === 'max' ? maxFit : entry.count;
-      const profile = profileOfId(vs, lc.catalogue, id)?.profile ?? null;
-      // Adopt: VFs carrying the type, then definitions of it whose VF is free (started after a reboot).
       const carrying = g.vfs.filter((v) => v.current === id && !claimed.has(v.address));
       const definedFree = g.vfs.filter((v) => v.current === 0 && defs.get(v.address)?.type === typeIdOf(id) && !claimed.has(v.address));
       const adopt = [...carrying, ...definedFree].slice(0, count);
-      const shapes = g.vfs.filter((v) => v.current !== 0).map((v) => vendorShape(vs, lc.catalogue, v.current));
-      for (const v of adopt) {
-        claimed.add(v.address);
-        const def = defs.get(v.address);
-        const needs: VendorPlanDevice['needs'] = [];
-        if (v.current === 0) {
-          if (!v.creatable.some((t) => t.id === id) || additionalFit(shapes, shape, placementOfGpu(lc.catalogue, g)) < 1) {
-            problems.push(`${label}: ${g.pf}: the definition on ${v.address} cannot be started: type ${id} is not creatable there now`);
-            continue;
-          }
-          needs.push('start');
-          actions.push(createAction(v.address, id, profile));
-          shapes.push(shape);
+      for (const v of adopt) claimed.add(v.address);
+      work.push({ index, entry, g, id, count, profile: profileOfId(vs, lc.catalogue, id)?.profile ?? null, autostart, adopt });
+    }
+  }
+
+  // What the plan does not hold: active VFs and definitions nobody adopted. --prune takes away those no VM uses.
+  const unplanned: VendorUnplanned[] = [];
+  const pruneChanges: VendorPlanPart['pruneChanges'] = [];
+  const pruneActions: Action[] = [];
+  const prunedVfs = new Set<string>();
+  const addrs = [...new Set([...vs.vfs.filter((v) => v.current !== 0).map((v) => v.address), ...vs.definitions.map((d) => d.vf)])].sort();
+  for (const a of addrs.filter((x) => !claimed.has(x))) {
+    const v = vfOf(vs, a);
+    const def = defs.get(a) ?? null;
+    const active = v !== undefined && v.current !== 0;
+    const type = active ? typeIdOf(v.current) : def!.type;
+    const u = vs.users.get(a);
+    const inUse = [...(u?.running ?? []), ...(u?.inactiveDomains ?? []).map((n) => `domain ${n} (off)`)];
+    const g = gpuOfVf(vs, a);
+    const reason = g === undefined ? 'its virtual function is not present' : managed.has(g.pf) ? `on ${g.pf}, which the plan manages` : 'on a GPU the plan does not manage';
+    const pruned = opts.prune === true && inUse.length === 0;
+    unplanned.push({ uuid: vfHandle(a), parent: a, type, active, defined: def !== null, in_use: inUse, reason, pruned });
+    if (!pruned) continue;
+    prunedVfs.add(a);
+    if (active) {
+      pruneActions.push(destroyAction(a, v.current, profileOfId(vs, lc.catalogue, v.current)?.profile ?? null));
+      pruneChanges.push({ action: 'remove', uuid: vfHandle(a), parent: a, type });
+    }
+    if (def) {
+      defs.delete(a);
+      defsChanged = true;
+      pruneChanges.push({ action: 'undefine', uuid: vfHandle(a), parent: a, type: def.type });
+    }
+  }
+
+  // Pass 2, per GPU with what stays on it: start adopted definitions, create the rest on free VFs.
+  const conflicts: string[] = [];
+  const shapesOf = new Map<string, VgpuShape[]>();
+  const shapesOn = (g: VendorGpu) => {
+    let s = shapesOf.get(g.pf);
+    if (!s) shapesOf.set(g.pf, (s = g.vfs.filter((v) => v.current !== 0 && !prunedVfs.has(v.address)).map((v) => vendorShape(vs, lc.catalogue, v.current))));
+    return s;
+  };
+  // A VF can take the type when its table lists it now, or (after --prune freed the GPU) the GPU knows the type.
+  const canTake = (g: VendorGpu, v: VendorVf, id: number) =>
+    v.creatable.some((t) => t.id === id) || (g.vfs.some((x) => prunedVfs.has(x.address) && x.current !== 0) && (v.current === 0 || prunedVfs.has(v.address)) && knownOn(g, id));
+  const knownOn = (g: VendorGpu, id: number) => vs.names.has(id) || (g.board !== null && lc.catalogue.profileByTypeId(typeIdOf(id))?.board.board.toUpperCase() === g.board.toUpperCase());
+  for (const { index, entry, g, id, count, profile, autostart, adopt } of work) {
+    const label = `gpus[${index}] (${entry.profile ?? entry.type})`;
+    const shape = vendorShape(vs, lc.catalogue, id);
+    const shapes = shapesOn(g);
+    const placement = placementOfGpu(lc.catalogue, g);
+    const blockedByUnplanned = unplanned.some((u) => u.active && !u.pruned && g.vfs.some((v) => v.address === u.parent));
+    for (const v of adopt) {
+      const def = defs.get(v.address);
+      const needs: VendorPlanDevice['needs'] = [];
+      if (v.current === 0) {
+        if (!canTake(g, v, id) || additionalFit(shapes, shape, placement) < 1) {
+          const p = `${label}: ${g.pf}: the definition on ${v.address} cannot be started: type ${id} is not creatable there now`;
+          problems.push(p);
+          if (blockedByUnplanned) conflicts.push(p);
+          continue;
         }
-        if (!def) needs.push('define');
-        else if ((def.start === 'auto') !== autostart) needs.push('set-start');
-        if (!def || (def.start === 'auto') !== autostart) {
-          defs.set(v.address, { vf: v.address, type: typeIdOf(id), profile, start: autostart ? 'auto' : 'manual' });
-          defsChanged = true;
-        }
-        devices.push({ uuid: vfHandle(v.address), parent: v.address, vf: v.address, type: typeIdOf(id), profile, autostart, entry: index, gpu: g.pf, adopted: true, needs });
-      }
-      const want = count - adopt.length;
-      const free = g.vfs.filter((v) => v.current === 0 && !claimed.has(v.address) && !defs.has(v.address) && v.creatable.some((t) => t.id === id));
-      const fit = Math.min(free.length, additionalFit(shapes, shape, placementOfGpu(lc.catalogue, g)));
-      if (want > fit) {
-        problems.push(`${label}: ${g.pf} has room for ${fit} more ${profile ?? typeIdOf(id)} (${adopt.length} present, ${count} planned)`);
-        continue;
-      }
-      for (const v of free.slice(0, want)) {
-        claimed.add(v.address);
+        needs.push('start');
         actions.push(createAction(v.address, id, profile));
+        shapes.push(shape);
+      }
+      if (!def) needs.push('define');
+      else if ((def.start === 'auto') !== autostart) needs.push('set-start');
+      if (!def || (def.start === 'auto') !== autostart) {
         defs.set(v.address, { vf: v.address, type: typeIdOf(id), profile, start: autostart ? 'auto' : 'manual' });
         defsChanged = true;
-        devices.push({ uuid: vfHandle(v.address), parent: v.address, vf: v.address, type: typeIdOf(id), profile, autostart, entry: index, gpu: g.pf, adopted: false, needs: ['create', 'define'] });
       }
+      devices.push({ uuid: vfHandle(v.address), parent: v.address, vf: v.address, type: typeIdOf(id), profile, autostart, entry: index, gpu: g.pf, adopted: true, needs });
+    }
+    const want = count - adopt.length;
+    const free = g.vfs.filter((v) => (v.current === 0 || prunedVfs.has(v.address)) && !claimed.has(v.address) && !defs.has(v.address) && canTake(g, v, id));
+    const fit = Math.min(free.length, additionalFit(shapes, shape, placement));
+    if (want > fit) {
+      const p = `${label}: ${g.pf} has room for ${fit} more ${profile ?? typeIdOf(id)} (${adopt.length} present, ${count} planned)`;
+      problems.push(p);
+      if (blockedByUnplanned) conflicts.push(p);
+      continue;
+    }
+    for (const v of free.slice(0, want)) {
+      claimed.add(v.address);
+      shapes.push(shape);
+      actions.push(createAction(v.address, id, profile));
+      defs.set(v.address, { vf: v.address, type: typeIdOf(id), profile, start: autostart ? 'auto' : 'manual' });
+      defsChanged = true;
+      devices.push({ uuid: vfHandle(v.address), parent: v.address, vf: v.address, type: typeIdOf(id), profile, autostart, entry: index, gpu: g.pf, adopted: false, needs: ['create', 'define'] });
     }
   }
   if (defsChanged) requireReadableDefinitions(vs);
-  if (defsChanged) actions.push(writeDefinitionsAction(vs.stateContent, [...defs.values()], 'write the vendor-VFIO vGPU definitions of the plan'));
-  return { mdevPlan: { ...plan, gpus: keep.map((i) => plan.gpus[i]!) }, mdevIndex: keep, devices, actions, problems };
+  const all = [...pruneActions, ...actions];
+  if (defsChanged) all.push(writeDefinitionsAction(vs.stateContent, [...defs.values()], 'write the vendor-VFIO vGPU definitions of the plan'));
+  return { mdevPlan: { ...plan, gpus: keep.map((i) => plan.gpus[i]!) }, mdevIndex: keep, devices, unplanned, pruneChanges, actions: all, problems, conflicts };
 }
 
 /** converge() numbered the kept entries from 0: put the plan's own numbers back into its messages. */

@@ -68,7 +68,7 @@ function withPlanOptions(cmd: Command, changing: boolean): Command {
     .option('-c, --config <label>', 'with --from nvidia-vgpu-dm: the configuration label to use');
   if (changing) {
     cmd
-      .option('--prune', 'also remove mdevs the plan does not hold (never one in use)')
+      .option('--prune', 'also remove vGPUs (mdevs and vendor-VFIO) the plan does not hold (never one in use)')
       .option('--dry-run', 'print the changes and the exact writes, change nothing')
       .option('--backend <backend>', 'sysfs or mdevctl', 'sysfs')
       .option('--lock-timeout <seconds>', 'how long to wait for another vgpuctl run', '10')
