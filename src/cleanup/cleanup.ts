@@ -20,6 +20,8 @@ import { withHostLock } from '../lifecycle/lock.js';
 import type { LifecycleContext } from '../lifecycle/operation.js';
 import { usageOf } from '../rules/device-users.js';
 import { parseVgpuQuery, type DriverVgpu } from './nvidia-smi-vgpu.js';
+import { findVendorOrphans } from '../vendor-vfio/cleanup.js';
+import { VENDOR_STATE_PATH } from '../vendor-vfio/state.js';
 
 export interface CleanupOptions {
   orphans: boolean;
@@ -128,6 +130,13 @@ export async function cleanup(lc: LifecycleContext, opts: CleanupOptions): Promi
       findings.push({ kind: 'orphan-definition', subject: def.uuid, detail: `${def.file}: ${reason}`, resolution: opts.orphans ? 'removed' : 'kept' });
       if (opts.orphans) actions.push(backend.undefine(def, await definitionContent(state, def)));
     }
+    // vendor-VFIO definitions (vgpuctl's own file) whose VF is gone: src/vendor-vfio/cleanup.ts.
+    const vendor = await findVendorOrphans(lc.host, lc.catalogue);
+    for (const o of vendor.orphans) {
+      findings.push({ kind: 'orphan-definition', subject: o.uuid, detail: `${VENDOR_STATE_PATH}: ${o.def.type} on ${o.def.vf}: ${o.reason}`, resolution: opts.orphans ? 'removed' : 'kept' });
+    }
+    const vendorRemoval = opts.orphans ? vendor.remove() : null;
+    if (vendorRemoval) actions.push(vendorRemoval);
     for (const a of l.undefinedActive) {
       findings.push({ kind: 'undefined-active-mdev', subject: a.uuid, detail: `${a.type} on ${a.parent}: active, not defined, no VM names it`, resolution: opts.orphans ? 'removed' : 'kept' });
       if (opts.orphans) actions.push(backend.remove({ uuid: a.uuid, parent: a.parent, type: a.type, profile: findTypeOn(state, a.parent, a.type)?.profile?.profile ?? null }));

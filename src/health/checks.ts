@@ -9,6 +9,11 @@ import { listGpus, listTypes } from '../host/inventory.js';
 import { listProcesses } from '../host/processes.js';
 import { readHostState, type HostState } from '../lifecycle/host-state.js';
 import { findLeftovers, queryDriverVgpus } from '../cleanup/cleanup.js';
+import { findVendorOrphans } from '../vendor-vfio/cleanup.js';
+import { vendorCapacity } from '../vendor-vfio/capacity.js';
+import { vendorPlanPart } from '../vendor-vfio/plan.js';
+import { readVendorState, vfHandle } from '../vendor-vfio/discovery.js';
+import { typeIdOf } from '../vendor-vfio/creatable.js';
 import { converge, hostNamespace } from '../plan/converge.js';
 import type { Plan } from '../plan/plan-file.js';
 
@@ -148,8 +153,10 @@ export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<He
       'autostart',
       async () => {
         const s = await state();
-        const down = s.definitions.filter((d) => d.start === 'auto' && !s.active.some((a) => a.uuid === d.uuid) && s.parents.some((p) => p.name === d.parent));
-        return down.length === 0 ? { status: 'OK', message: 'every start-auto definition is running' } : { status: 'WARNING', message: `start-auto definitions not running: ${down.map((d) => d.uuid).join(', ')} (vgpuctl start --autostart)` };
+        const down = s.definitions.filter((d) => d.start === 'auto' && !s.active.some((a) => a.uuid === d.uuid) && s.parents.some((p) => p.name === d.parent)).map((d) => d.uuid);
+        const vs = await readVendorState(host, opts.catalogue); // vendor-VFIO definitions whose VF is present
+        for (const d of vs.definitions) if (d.start === 'auto' && vs.vfs.some((v) => v.address === d.vf && typeIdOf(v.current) !== d.type)) down.push(`${vfHandle(d.vf)} (${d.vf})`);
+        return down.length === 0 ? { status: 'OK', message: 'every start-auto definition is running' } : { status: 'WARNING', message: `start-auto definitions not running: ${down.join(', ')} (vgpuctl start --autostart)` };
       },
     ],
     [
@@ -159,7 +166,10 @@ export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<He
         const driver = await queryDriverVgpus(opts.tools, limit);
         const l = await findLeftovers(s, driver);
         const parts: string[] = [];
-        if (l.orphanDefinitions.length > 0) parts.push(`${l.orphanDefinitions.length} orphan definition(s)`);
+        const vendor = await findVendorOrphans(host, opts.catalogue);
+        const orphans = l.orphanDefinitions.length + vendor.orphans.length;
+        if (orphans > 0) parts.push(`${orphans} orphan definition(s)`);
+        parts.push(...vendor.problems);
         if (l.undefinedActive.length > 0) parts.push(`${l.undefinedActive.length} undefined unused mdev(s)`);
         if (l.staleUnits.length > 0) parts.push(`${l.staleUnits.length} stale unit(s)`);
         if (l.staleDriverVgpus.length > 0) parts.push(`${l.staleDriverVgpus.length} vGPU(s) nvidia-smi lists for gone mdevs`);
@@ -172,10 +182,13 @@ export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<He
       'capacity',
       async () => {
         const s = await state();
-        const { types } = await listTypes(host, opts.catalogue);
+        const [{ types: all }, vendor] = await Promise.all([listTypes(host, opts.catalogue), vendorCapacity(host, opts.catalogue)]);
+        // vendor-VFIO GPUs are counted per GPU (src/vendor-vfio/capacity.ts), not per VF.
+        const types = all.filter((t) => !vendor.vfs.has(t.parent));
         for (const t of types) capacity.push({ parent: t.parent, type: t.type, profile: t.profile, available: t.available_instances, active: s.active.filter((a) => a.parent === t.parent && a.type === t.type).length });
-        const total = types.reduce((n, t) => n + t.available_instances, 0);
-        return { status: 'OK', message: `${total} instance(s) available across ${types.length} type(s)` };
+        capacity.push(...vendor.rows);
+        const total = capacity.reduce((n, t) => n + t.available, 0);
+        return { status: 'OK', message: `${total} instance(s) available across ${capacity.length} type(s)` };
       },
     ],
   ];
@@ -186,10 +199,14 @@ export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<He
       async () => {
         const s = await state();
         const ns = plan.uuid_namespace ?? hostNamespace(await host.readAttr(host.path('/etc/machine-id')));
-        const c = converge(s, opts.catalogue, plan, { namespace: ns, prune: false });
-        if (c.problems.length > 0) return { status: 'CRITICAL', message: `the plan cannot be met: ${c.problems.join('; ')}` };
-        const drift = c.devices.filter((d) => d.needs.length > 0);
-        return drift.length === 0 ? { status: 'OK', message: `host matches the plan (${c.devices.length} vGPUs)` } : { status: 'CRITICAL', message: `drift from the plan: ${drift.map((d) => `${d.uuid} needs ${d.needs.join('+')}`).join(', ')} (vgpuctl apply)` };
+        // vendor-VFIO entries beside converge(), as apply and assert do.
+        const vendor = await vendorPlanPart({ host, catalogue: opts.catalogue }, plan);
+        const c = converge(s, opts.catalogue, vendor.mdevPlan, { namespace: ns, prune: false });
+        const problems = [...c.problems, ...vendor.problems];
+        if (problems.length > 0) return { status: 'CRITICAL', message: `the plan cannot be met: ${problems.join('; ')}` };
+        const drift = [...c.devices, ...vendor.devices].filter((d) => d.needs.length > 0);
+        const n = c.devices.length + vendor.devices.length;
+        return drift.length === 0 ? { status: 'OK', message: `host matches the plan (${n} vGPUs)` } : { status: 'CRITICAL', message: `drift from the plan: ${drift.map((d) => `${d.uuid} needs ${d.needs.join('+')}`).join(', ')} (vgpuctl apply)` };
       },
     ]);
   }

@@ -26,10 +26,10 @@ export function formatPrometheus(r: HealthReport, now = Date.now()): string {
   out.push('# HELP vgpuctl_check_duration_seconds Time each check took.');
   out.push('# TYPE vgpuctl_check_duration_seconds gauge');
   for (const c of r.checks) out.push(`vgpuctl_check_duration_seconds${labels({ check: c.check })} ${(c.duration_ms / 1000).toFixed(3)}`);
-  out.push('# HELP vgpuctl_available_instances Instances of the mdev type that can still be created on the parent.');
+  out.push('# HELP vgpuctl_available_instances Instances of the vGPU type that can still be created on the parent (an mdev parent, or a vendor-VFIO GPU).');
   out.push('# TYPE vgpuctl_available_instances gauge');
   for (const c of r.capacity) out.push(`vgpuctl_available_instances${labels({ parent: c.parent, type: c.type, profile: c.profile })} ${c.available}`);
-  out.push('# HELP vgpuctl_mdev_active Active mdevs of the type on the parent.');
+  out.push('# HELP vgpuctl_mdev_active Active vGPUs of the type on the parent (mdevs, or VFs of a vendor-VFIO GPU).');
   out.push('# TYPE vgpuctl_mdev_active gauge');
   for (const c of r.capacity) out.push(`vgpuctl_mdev_active${labels({ parent: c.parent, type: c.type, profile: c.profile })} ${c.active}`);
   out.push('# HELP vgpuctl_health_status Overall health (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).');

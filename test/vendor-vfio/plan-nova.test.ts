@@ -77,7 +77,7 @@ describe('health and cleanup on a vendor-VFIO host', () => {
     const h = await cli(['--root', host.root, 'health', '-o', 'json'], { VGPUCTL_NVIDIA_SMI: '/bin/false' });
     const hj = h.json();
     expect(hj.checks.length).toBeGreaterThan(0);
-    expect(hj.capacity.some((c: any) => c.parent === '0000:41:00.4' && c.profile === 'L40S-24Q')).toBe(true);
+    expect(hj.capacity.find((c: any) => c.profile === 'L40S-24Q')).toEqual({ parent: '0000:41:00.0', type: 'nvidia-1155', profile: 'L40S-24Q', available: 0, active: 2 });
     const c = await cli(['--root', host.root, 'cleanup', '--dry-run', '-o', 'json'], { VGPUCTL_NVIDIA_SMI: '/bin/false' });
     expect(c.code).toBeLessThanOrEqual(1);
     expect(c.json()).toMatchObject({ dry_run: true });

@@ -20,7 +20,7 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
     .command('cleanup')
     .description('find and remove state that outlived its devices: orphan definitions, stale boot units, leftover vGPUs in the driver')
     .option('--dry-run', 'report what would be done, change nothing')
-    .option('--orphans', 'also remove definitions whose parent or type is gone, and active mdevs nobody defined or uses')
+    .option('--orphans', 'also remove definitions whose parent or type is gone (vendor-VFIO: whose VF is gone), and active mdevs nobody defined or uses')
     .option('--restart-vgpu-mgr', 'restart nvidia-vgpu-mgr to clear leftover vGPUs, only when no running VM uses a vGPU')
     .option('--nvidia-smi <path>', 'nvidia-smi to ask (env VGPUCTL_NVIDIA_SMI)')
     .option('--systemctl <path>', 'systemctl to use (env VGPUCTL_SYSTEMCTL)')

@@ -1,0 +1,33 @@
+/**
+ * Leftovers of vendor-VFIO vGPUs for `cleanup` and `health`: definitions in /etc/vgpuctl/vendor-vgpus.json
+ * whose virtual function no longer exists (SR-IOV disabled, GPU gone or moved). Definitions of a VF that
+ * exists are never orphans, whatever the VF carries now.
+ */
+import type { Catalogue } from '../catalogue/catalogue.js';
+import type { HostRoot } from '../host/host-root.js';
+import type { Action } from '../lifecycle/actions.js';
+import { readVendorState, vfHandle } from './discovery.js';
+import { requireReadableDefinitions, VENDOR_STATE_PATH, writeDefinitionsAction, type VendorDefinition } from './state.js';
+
+export interface VendorOrphan {
+  uuid: string;
+  def: VendorDefinition;
+  reason: string;
+}
+
+export async function findVendorOrphans(host: HostRoot, catalogue: Catalogue): Promise<{ orphans: VendorOrphan[]; problems: string[]; remove: () => Action | null }> {
+  const vs = await readVendorState(host, catalogue);
+  const orphans = vs.definitions
+    .filter((d) => !vs.vfs.some((v) => v.address === d.vf))
+    .map((def) => ({ uuid: vfHandle(def.vf), def, reason: `virtual function ${def.vf} does not exist (SR-IOV disabled, or the GPU is gone)` }));
+  return {
+    orphans,
+    problems: vs.definitionProblems,
+    remove: () => {
+      if (orphans.length === 0) return null;
+      requireReadableDefinitions(vs);
+      const gone = new Set(orphans.map((o) => o.def.vf));
+      return writeDefinitionsAction(vs.stateContent, vs.definitions.filter((d) => !gone.has(d.vf)), `remove ${orphans.length} orphan vendor-VFIO definition(s) from ${VENDOR_STATE_PATH}: ${[...gone].join(', ')}`);
+    },
+  };
+}
