@@ -21,7 +21,8 @@ import { unifiedDiff } from '../../nova/unified-diff.js';
 import { errorsOf, validateNovaConf } from '../../nova/validate.js';
 import { loadPlanFile } from '../../plan/plan-file.js';
 import { discoverParents } from '../../host/mdev.js';
-import { buildVendorNovaConfig } from '../../vendor-vfio/nova.js';
+import { novaSources, type VendorNovaConfig } from '../../vendor-vfio/nova.js';
+import type { Plan } from '../../plan/plan-file.js';
 import { parseInput, type Context } from '../context.js';
 import { printJson, printWarnings, type Io } from '../output.js';
 import type { CommandSetup } from '../command-setup.js';
@@ -78,10 +79,10 @@ interface MdevInputs {
   sourceWarnings: Warning[];
 }
 
-async function mdevConfigFrom(ctx: Context, o: { release: string; fromPlan?: string | undefined; mdevClass: string[] }): Promise<MdevInputs> {
+async function mdevConfigFrom(ctx: Context, o: { release: string; fromPlan?: string | undefined; mdevClass: string[] }, mdevPlan?: Plan): Promise<MdevInputs> {
   const release = parseRelease(o.release);
   const classes = parseClassChoice(o.mdevClass);
-  const plan = o.fromPlan === undefined ? undefined : loadPlanFile(o.fromPlan);
+  const plan = o.fromPlan === undefined ? undefined : (mdevPlan ?? loadPlanFile(o.fromPlan));
   const state = await readHostState(ctx.host);
   const intended = plan ? await intendedFromPlan(state, ctx.catalogue, plan, o.fromPlan!) : intendedFromHost(state);
   const sourceLabel = plan ? `plan ${o.fromPlan}` : 'the vGPUs on this host';
@@ -172,7 +173,7 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
         let payload: Record<string, unknown>;
         let warnings: Warning[];
         let notes: string[] = [];
-        let vendorNova: Awaited<ReturnType<typeof buildVendorNovaConfig>> = null;
+        let vendorNova: VendorNovaConfig | null = null;
         if (o.pci) {
           const c = await pciConfigFrom(ctx, o);
           release = c.release;
@@ -180,30 +181,33 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
           spec = { keys: [{ group: 'pci', keys: ['device_spec', 'passthrough_whitelist', 'alias'], lines: c.lines }], ownsGroup: () => false, sections: [], anchorGroup: 'pci' };
           payload = { pci: { option: c.option, gpus: c.gpus, device_specs: c.device_specs, aliases: c.aliases } };
           warnings = c.warnings;
-        } else if ((vendorNova = o.fromPlan === undefined ? await buildVendorNovaConfig(ctx.host, ctx.catalogue, parseRelease(o.release)) : null) && (await discoverParents(ctx.host)).length === 0) {
-          // vendor-VFIO host (src/vendor-vfio/nova.ts): the VFs reach nova as PCI devices, no mdev options.
-          release = parseRelease(o.release);
-          text = `${vendorNova.text}`;
-          spec = { keys: [{ group: 'pci', keys: ['device_spec', 'passthrough_whitelist', 'alias'], lines: vendorNova.lines }], ownsGroup: () => false, sections: [], anchorGroup: 'pci' };
-          payload = { vendor_vfio: { device_specs: vendorNova.device_specs, aliases: vendorNova.aliases } };
-          warnings = [];
         } else {
-          const m = await mdevConfigFrom(ctx, o);
-          const c = m.config;
-          release = c.release;
-          text = renderMdevConfig(c);
-          spec = {
-            keys: [{ group: 'devices', keys: ['enabled_mdev_types', 'enabled_vgpu_types'], lines: c.devices_lines }],
-            ownsGroup: (g) => g.startsWith('mdev_') || g.startsWith('vgpu_'),
-            sections: c.sections,
-            anchorGroup: 'devices',
-          };
-          payload = { mdev: { option: c.option, enabled_types: c.enabled_types, groups: c.groups, written_groups: c.written_groups, nova_view: c.nova_view } };
-          warnings = [...m.sourceWarnings, ...c.warnings];
-          notes = c.notes;
+          // vendor-VFIO vGPUs (src/vendor-vfio/nova.ts) reach nova as PCI devices; mdev vGPUs as mdev groups.
+          const sources = await novaSources(ctx.host, ctx.catalogue, parseRelease(o.release), o.fromPlan === undefined ? undefined : { plan: loadPlanFile(o.fromPlan), label: `plan ${o.fromPlan}` });
+          vendorNova = sources.vendor;
+          release = parseRelease(o.release);
+          text = '';
+          spec = { keys: [], ownsGroup: () => false, sections: [], anchorGroup: 'pci' };
+          payload = {};
+          warnings = [];
+          if (sources.mdev) {
+            const m = await mdevConfigFrom(ctx, o, sources.mdevPlan);
+            const c = m.config;
+            release = c.release;
+            text = renderMdevConfig(c);
+            spec = {
+              keys: [{ group: 'devices', keys: ['enabled_mdev_types', 'enabled_vgpu_types'], lines: c.devices_lines }],
+              ownsGroup: (g) => g.startsWith('mdev_') || g.startsWith('vgpu_'),
+              sections: c.sections,
+              anchorGroup: 'devices',
+            };
+            payload = { mdev: { option: c.option, enabled_types: c.enabled_types, groups: c.groups, written_groups: c.written_groups, nova_view: c.nova_view } };
+            warnings = [...m.sourceWarnings, ...c.warnings];
+            notes = c.notes;
+          }
           if (vendorNova) {
-            // A host with mdev and vendor-VFIO GPUs: both kinds of options.
-            text = `${text.replace(/\n*$/, '\n\n')}${vendorNova.text}`;
+            text = text === '' ? vendorNova.text : `${text.replace(/\n*$/, '\n\n')}${vendorNova.text}`;
+            spec = { ...spec, keys: [...spec.keys, ...vendorNova.mergeKeys] };
             payload['vendor_vfio'] = { device_specs: vendorNova.device_specs, aliases: vendorNova.aliases };
           }
         }
