@@ -3,6 +3,7 @@
  * `/usr/lib/nvidia/sriov-manage -e <PF|ALL>` (or a write of sriov_numvfs); then vgpuctl waits, a bounded
  * time, until every VF shows nvidia/creatable_vgpu_types (160 VFs on 8 GPUs take 30 s and more).
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { runTool } from '../host/external-command.js';
@@ -82,4 +83,53 @@ export async function sriovEnable(host: HostRoot, o: SriovEnableOptions): Promis
 }
 
 export const sriovManagePath = (env: NodeJS.ProcessEnv): string => env['VGPUCTL_SRIOV_MANAGE'] || DEFAULT_SRIOV_MANAGE;
+
+export interface SriovMethodInput {
+  /** --simulate: the simulated kernel makes the VFs when sriov_numvfs is written. */
+  simulated: boolean;
+  /** --write-numvfs */
+  writeNumvfs: boolean;
+  /** --sriov-manage PATH */
+  flagPath: string | undefined;
+  env: NodeJS.ProcessEnv;
+  /** --root is / (sriov-manage acts on the running machine, never on a tree). */
+  isSystemRoot: boolean;
+  /** Whether a program exists at a path of the running machine (not under --root). */
+  isProgram: (p: string) => boolean;
+}
+
+/**
+ * How `sriov enable` makes the VFs: NVIDIA's sriov-manage (a program of the running machine, at
+ * /usr/lib/nvidia/sriov-manage unless --sriov-manage or VGPUCTL_SRIOV_MANAGE says otherwise), or a write of
+ * sriov_numvfs (--write-numvfs, and always under --simulate). A missing sriov-manage is an error that says
+ * what to do, never a silent fallback; the default one is never run against a --root tree.
+ */
+export function chooseSriovMethod(i: SriovMethodInput): { kind: 'numvfs' } | { kind: 'sriov-manage'; path: string } {
+  if (i.writeNumvfs && i.flagPath !== undefined) throw new VgpuctlError('usage', '--write-numvfs and --sriov-manage exclude each other');
+  if (i.writeNumvfs || i.simulated) return { kind: 'numvfs' };
+  const explicit = i.flagPath ?? (i.env['VGPUCTL_SRIOV_MANAGE'] || undefined);
+  const p = explicit ?? DEFAULT_SRIOV_MANAGE;
+  if (explicit === undefined && !i.isSystemRoot) {
+    throw new VgpuctlError('usage', `${DEFAULT_SRIOV_MANAGE} acts on this machine's GPUs, not on the tree given with --root; use --simulate (or --write-numvfs) for a tree, or --sriov-manage PATH`);
+  }
+  if (!i.isProgram(p)) {
+    throw new VgpuctlError(
+      'not-found',
+      `${p} is not an executable program${explicit === undefined ? ' (it comes with the NVIDIA vGPU manager: is it installed?)' : ''}; give its path with --sriov-manage or VGPUCTL_SRIOV_MANAGE, or write sriov_numvfs directly with --write-numvfs`,
+    );
+  }
+  return { kind: 'sriov-manage', path: p };
+}
+
+/** A program at a path of the running machine: a regular file with an execute bit. */
+export function isProgram(p: string): boolean {
+  try {
+    const st = statSync(p);
+    if (!st.isFile()) return false;
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 export { path as _path };
