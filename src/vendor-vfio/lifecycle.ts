@@ -44,6 +44,9 @@ export function resolveVendorId(vs: VendorState, catalogue: Catalogue, s: TypeSe
   if (s.kind === 'type') return numericTypeId(s.type);
   const wanted = s.profile.toUpperCase();
   for (const [id, name] of vs.names) if (name.toUpperCase() === wanted || name.toUpperCase().endsWith(` ${wanted}`)) return id;
+  // A full GPU lists nothing (every table is the header only): the definitions still name their types.
+  const def = vs.definitions.find((d) => d.profile?.toUpperCase() === wanted);
+  if (def) return numericTypeId(def.type);
   const cat = catalogue.profile(s.profile)?.profile.type_id;
   return cat ? numericTypeId(cat) : null;
 }
