@@ -110,6 +110,20 @@ describe('define on vendor-VFIO VFs', () => {
     expect(x.stderr).toMatch(/0000:82:00.4 is not a virtual function of an SR-IOV NVIDIA GPU on this host/);
   });
 
+  it('concurrent defines, modifies and creates on different VFs lose no definition (each rewrites the file under the host lock)', async () => {
+    const host = await hostFrom('l40s-vfio');
+    const vfs = ['0000:41:00.4', '0000:41:00.5', '0000:41:00.6', '0000:41:00.7', '0000:41:01.0', '0000:41:01.1'];
+    const runs = await Promise.all([
+      ...vfs.map((vf, i) => cli(['--root', host.root, '--simulate', 'define', '-u', vf, '-t', 'nvidia-1152', ...(i % 2 ? ['--auto'] : []), '--lock-timeout', '60'])),
+      cli(['--root', host.root, '--simulate', 'create', '--profile', 'L40S-8Q', '-p', '0000:41:01.2', '--define', '--lock-timeout', '60']),
+    ]);
+    expect(runs.map((r) => [r.code, r.stderr])).toEqual(runs.map(() => [0, '']));
+    expect(defs(host.root).map((d) => [d.vf, d.start])).toEqual([...vfs.map((vf, i) => [vf, i % 2 ? 'auto' : 'manual']), ['0000:41:01.2', 'manual']]);
+    const mods = await Promise.all(vfs.map((vf) => cli(['--root', host.root, '--simulate', 'modify', '-u', vf, '--auto', '--lock-timeout', '60'])));
+    expect(mods.map((r) => r.code)).toEqual(vfs.map(() => 0));
+    expect(defs(host.root).filter((d) => d.start === 'auto').map((d) => d.vf)).toEqual(vfs);
+  });
+
   it('mdev define keeps working beside vendor definitions on a mixed host', async () => {
     const host = await hostFrom('mixed-mdev-vfio');
     await cli(['--root', host.root, '--simulate', 'create', '--profile', 'L40S-8Q', '--define']);
