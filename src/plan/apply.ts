@@ -152,7 +152,7 @@ async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, j
   const state = await readHostState(lc.host);
   const namespace = await namespaceFor(lc.host, plan);
   // vendor-VFIO GPUs are converged beside converge() (src/vendor-vfio/plan.ts); converge keeps the mdev entries.
-  const vendor = await vendorPlanPart(lc, plan, { prune });
+  const vendor = await vendorPlanPart(lc, plan, { prune, reclaim: new Set((journal?.creates ?? []).map((j) => j.uuid)) });
   const c = converge(state, lc.catalogue, vendor.mdevPlan, { namespace, prune, reclaim: new Set((journal?.creates ?? []).map((j) => j.uuid)) });
   for (const d of c.devices) d.entry = remapEntry(vendor, d.entry);
   c.problems = [...c.problems.map((p) => remapProblem(vendor, p)), ...vendor.problems];
@@ -185,7 +185,7 @@ async function computeReport(lc: LifecycleContext, plan: Plan, prune: boolean, j
     devices: [...c.devices, ...vendor.devices].map((d) => ({ uuid: d.uuid, parent: d.parent, type: d.type, profile: d.profile, autostart: d.autostart, entry: d.entry, gpu: d.gpu, adopted: d.adopted, needs: d.needs })),
     changes,
     unplanned: [...c.unplanned.map((u) => ({ uuid: u.uuid, parent: u.parent, type: u.type, active: u.active, defined: u.definition !== null, in_use: u.in_use, reason: u.reason, pruned: prunedSet.has(u.uuid) })), ...vendor.unplanned],
-    capacity: capacityAfter(lc, state, c),
+    capacity: [...capacityAfter(lc, state, c), ...vendor.capacity],
     interrupted_previous: journal !== null,
     actions: actions.map(describeAction),
   };

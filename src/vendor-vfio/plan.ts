@@ -53,6 +53,8 @@ export interface VendorPlanPart {
   problems: string[];
   /** Problems that only unplanned vGPUs present cause (--prune or freeing a VF changes them). */
   conflicts: string[];
+  /** Per planned GPU and type: how many more would still fit after the plan (as converge's report). */
+  capacity: Array<{ parent: string; type: string; profile: string | null; available_after: number | null }>;
 }
 
 const selectorOf = (e: GpuEntry) => (e.type !== undefined ? ({ kind: 'type', type: e.type } as const) : ({ kind: 'profile', profile: e.profile! } as const));
@@ -65,8 +67,12 @@ function vendorGpusFor(vs: VendorState, e: GpuEntry): VendorGpu[] {
   return vs.gpus;
 }
 
-export async function vendorPlanPart(lc: Pick<LifecycleContext, 'host' | 'catalogue'>, plan: Plan, opts: { prune?: boolean } = {}): Promise<VendorPlanPart> {
-  const none: VendorPlanPart = { mdevPlan: plan, mdevIndex: plan.gpus.map((_, i) => i), devices: [], unplanned: [], pruneChanges: [], actions: [], problems: [], conflicts: [] };
+/**
+ * `prune`: remove the unplanned vGPUs no VM uses. `reclaim`: handles an interrupted apply created (its
+ * journal); those the plan does not hold go too, unless a running VM uses them.
+ */
+export async function vendorPlanPart(lc: Pick<LifecycleContext, 'host' | 'catalogue'>, plan: Plan, opts: { prune?: boolean; reclaim?: Set<string> } = {}): Promise<VendorPlanPart> {
+  const none: VendorPlanPart = { mdevPlan: plan, mdevIndex: plan.gpus.map((_, i) => i), devices: [], unplanned: [], pruneChanges: [], actions: [], problems: [], conflicts: [], capacity: [] };
   if (!(await hasVendorVfio(lc.host))) {
     const vs = await readVendorState(lc.host, lc.catalogue);
     if (vs.definitions.length === 0) return none;
@@ -130,7 +136,7 @@ export async function vendorPlanPart(lc: Pick<LifecycleContext, 'host' | 'catalo
     const inUse = [...(u?.running ?? []), ...(u?.inactiveDomains ?? []).map((n) => `domain ${n} (off)`)];
     const g = gpuOfVf(vs, a);
     const reason = g === undefined ? 'its virtual function is not present' : managed.has(g.pf) ? `on ${g.pf}, which the plan manages` : 'on a GPU the plan does not manage';
-    const pruned = opts.prune === true && inUse.length === 0;
+    const pruned = (opts.prune === true && inUse.length === 0) || (opts.reclaim?.has(vfHandle(a)) === true && (u?.running.length ?? 0) === 0);
     unplanned.push({ uuid: vfHandle(a), parent: a, type, active, defined: def !== null, in_use: inUse, reason, pruned });
     if (!pruned) continue;
     prunedVfs.add(a);
@@ -203,10 +209,17 @@ export async function vendorPlanPart(lc: Pick<LifecycleContext, 'host' | 'catalo
       devices.push({ uuid: vfHandle(v.address), parent: v.address, vf: v.address, type: typeIdOf(id), profile, autostart, entry: index, gpu: g.pf, adopted: false, needs: ['create', 'define'] });
     }
   }
+  const capacity: VendorPlanPart['capacity'] = [];
+  for (const { g, id, profile } of work) {
+    if (capacity.some((x) => x.parent === g.pf && x.type === typeIdOf(id))) continue;
+    const free = g.vfs.filter((v) => (v.current === 0 || prunedVfs.has(v.address)) && !claimed.has(v.address) && !defs.has(v.address) && canTake(g, v, id)).length;
+    const fit = additionalFit(shapesOn(g), vendorShape(vs, lc.catalogue, id), placementOfGpu(lc.catalogue, g));
+    capacity.push({ parent: g.pf, type: typeIdOf(id), profile, available_after: Math.min(free, Number.isFinite(fit) ? fit : free) });
+  }
   if (defsChanged) requireReadableDefinitions(vs);
   const all = [...pruneActions, ...actions];
   if (defsChanged) all.push(writeDefinitionsAction(vs.stateContent, [...defs.values()], 'write the vendor-VFIO vGPU definitions of the plan'));
-  return { mdevPlan: { ...plan, gpus: keep.map((i) => plan.gpus[i]!) }, mdevIndex: keep, devices, unplanned, pruneChanges, actions: all, problems, conflicts };
+  return { mdevPlan: { ...plan, gpus: keep.map((i) => plan.gpus[i]!) }, mdevIndex: keep, devices, unplanned, pruneChanges, actions: all, problems, conflicts, capacity };
 }
 
 /** converge() numbered the kept entries from 0: put the plan's own numbers back into its messages. */

@@ -1,5 +1,5 @@
 /** assert and apply --prune with vendor-VFIO vGPUs, on the mixed host (one mdev GPU, one vendor-VFIO GPU). */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
@@ -44,6 +44,12 @@ describe('assert on a mixed host', () => {
     expect(before.stderr).toBe('');
     expect(before.code).toBe(1);
     const d0 = before.json().differences;
+    // plan shows the capacity left on both GPUs after the plan: 48 GiB / 8 GiB = 6, 3 planned.
+    const p = (await cli(['--root', host.root, 'plan', '-f', MIXED, '-o', 'json'])).json();
+    expect(p.capacity).toEqual([
+      { parent: '0000:82:00.0', type: 'nvidia-286', profile: 'P40-12C', available_after: 0 },
+      { parent: '0000:41:00.0', type: 'nvidia-1152', profile: 'L40S-8Q', available_after: 3 },
+    ]);
     expect(d0.filter((d: any) => d.parent.startsWith('0000:41:')).map((d: any) => `${d.action} ${d.parent}`)).toEqual(
       ['0000:41:00.4', '0000:41:00.5', '0000:41:00.6'].flatMap((vf) => [`create ${vf}`, `define ${vf}`]),
     );
@@ -145,5 +151,34 @@ describe('apply --prune with vendor-VFIO vGPUs', () => {
     ]);
     for (const vf of ['0000:41:00.4', '0000:41:00.5', '0000:41:00.6']) expect(current(host.root, vf)).toBe('1152');
     expect((await cli(['--root', host.root, 'assert', '-f', MIXED])).code).toBe(0);
+  });
+
+  it('after an interrupted apply, the vendor vGPU it created and the plan does not hold is taken back, never one a VM runs on', async () => {
+    const host = await hostFrom('mixed-mdev-vfio');
+    // The interrupted run created 41:01.0 and 41:01.1 (no definitions written yet); a VM already runs on 41:01.1.
+    expect((await sim(host, 'create', '--profile', 'L40S-8Q', '-p', '0000:41:01.0')).code).toBe(0);
+    expect((await sim(host, 'create', '--profile', 'L40S-8Q', '-p', '0000:41:01.1')).code).toBe(0);
+    runningVm(host, 'early-vm', '0000:41:01.1');
+    const journal = path.join(host.root, 'var/lib/vgpuctl/apply-journal.json');
+    mkdirSync(path.dirname(journal), { recursive: true });
+    const creates = ['0000:41:01.0', '0000:41:01.1'].map((vf) => ({ uuid: vfHandle(vf), parent: vf, type: 'nvidia-1152' }));
+    writeFileSync(journal, JSON.stringify({ pid: 999999, started: '2026-11-25T00:00:00Z', creates }));
+    // The plan now holds one L40S-8Q: 41:01.0 is adopted, 41:01.1 is unplanned but a VM runs on it.
+    const plan = planFile('version: 1\ngpus:\n  - select: { pf: "0000:41:00.0" }\n    profile: L40S-8Q\n    count: 1\n');
+    const r = await sim(host, 'apply', '-f', plan, '-o', 'json');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/a previous apply \(pid 999999.*\) was interrupted/);
+    expect(r.json().devices.map((d: any) => d.parent)).toEqual(['0000:41:01.0']);
+    expect(r.json().unplanned).toEqual([expect.objectContaining({ parent: '0000:41:01.1', pruned: false, in_use: ['domain early-vm'] })]);
+    expect(current(host.root, '0000:41:01.1')).toBe('1152');
+    // Interrupted again, and the VM is gone: without --prune, the journal's vGPU is taken back.
+    writeFileSync(journal, JSON.stringify({ pid: 999999, started: '2026-11-25T00:00:00Z', creates }));
+    rmSync(path.join(host.root, 'run/libvirt/qemu/early-vm.xml'));
+    const r2 = await sim(host, 'apply', '-f', plan, '-o', 'json');
+    expect(r2.code).toBe(0);
+    expect(r2.json().unplanned).toEqual([expect.objectContaining({ parent: '0000:41:01.1', pruned: true })]);
+    expect(current(host.root, '0000:41:01.1')).toBe('0');
+    expect(current(host.root, '0000:41:01.0')).toBe('1152');
+    expect((await cli(['--root', host.root, 'assert', '-f', plan])).code).toBe(0);
   });
 });
