@@ -22,6 +22,8 @@ import { errorsOf, validateNovaConf } from '../../nova/validate.js';
 import { loadPlanFile } from '../../plan/plan-file.js';
 import { discoverParents } from '../../host/mdev.js';
 import { novaSources, type VendorNovaConfig } from '../../vendor-vfio/nova.js';
+import { vendorHostdevs } from '../../vendor-vfio/libvirt.js';
+import { normalizeDeviceRef } from '../../vendor-vfio/definitions.js';
 import type { Plan } from '../../plan/plan-file.js';
 import { parseInput, type Context } from '../context.js';
 import { printJson, printWarnings, type Io } from '../output.js';
@@ -46,6 +48,16 @@ const pciAddressInput = (what: string) =>
     ctx.addIssue({ code: 'custom', message: `${JSON.stringify(s)} is not a PCI address; ${what} takes addresses such as 0000:86:00.0` });
     return z.NEVER;
   });
+
+/** -u of libvirt-xml: an mdev UUID, or a vendor-VFIO vGPU's VF address or handle. */
+const deviceRefInput = z.string().transform((s, ctx) => {
+  try {
+    return normalizeDeviceRef(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
 
 const uuidInput = z.string().transform((s, ctx) => {
   try {
@@ -301,7 +313,7 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
   program
     .command('libvirt-xml')
     .description('libvirt <hostdev> elements: vGPUs by UUID (-u), passthrough cards with all their functions (--pci)')
-    .option('-u, --uuid <uuid>', 'mdev UUID; repeatable', collect, [])
+    .option('-u, --uuid <uuid>', 'mdev UUID, or a vendor-VFIO vGPU (VF address or handle); repeatable', collect, [])
     .option('--pci <address>', 'PCI address of a card to pass through whole; repeatable', collect, [])
     .option('--display <on|off>', "display='on' for a vGPU with a console (the domain then needs a graphics device)", 'off')
     .addHelpText('after', '\nExamples:\n  vgpuctl libvirt-xml -u 334852fe-079b-11ee-9fc7-77463608f467\n  vgpuctl libvirt-xml --pci 0000:86:00.0')
@@ -309,7 +321,7 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
       setup.action(async (ctx, raw) => {
         const o = parseInput(
           z.object({
-            uuid: z.array(uuidInput).default([]),
+            uuid: z.array(deviceRefInput).default([]),
             pci: z.array(pciAddressInput('--pci')).default([]),
             display: z.enum(['on', 'off'], { error: 'must be on or off' }).default('off'),
           }),
@@ -317,8 +329,12 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
           'option',
         );
         if (o.uuid.length === 0 && o.pci.length === 0) throw new VgpuctlError('usage', 'name the devices: -u UUID for a vGPU, --pci ADDRESS for a passthrough card');
-        const [state, pci] = await Promise.all([readHostState(ctx.host), discoverPci(ctx.host)]);
-        const r = buildHostdevs(state, ctx.catalogue, pci, { uuids: o.uuid, pciAddresses: o.pci, display: o.display });
+        const [state, pci, vendor] = await Promise.all([readHostState(ctx.host), discoverPci(ctx.host), vendorHostdevs(ctx.host, ctx.catalogue, o.uuid, { display: o.display })]);
+        const r = buildHostdevs(state, ctx.catalogue, pci, { uuids: vendor.rest, pciAddresses: o.pci, display: o.display });
+        // vendor-VFIO vGPUs (src/vendor-vfio/libvirt.ts) first, then the mdevs and the cards.
+        r.hostdevs = [...vendor.hostdevs, ...r.hostdevs];
+        r.xml = r.hostdevs.map((h) => h.xml).join('\n');
+        r.warnings = [...vendor.warnings, ...r.warnings];
         if (ctx.output === 'json') return printJson(io, { hostdevs: r.hostdevs, xml: r.xml, notes: r.notes, warnings: r.warnings, vm_check: r.vm_check });
         printWarnings(io, r.warnings);
         notesOut(io, r.notes);
