@@ -24,7 +24,7 @@ export interface FlavorSpecs {
 }
 
 const quote = (s: string): string => `"${s.replace(/(["\\$`])/g, '\\$1')}"`;
-const commandFor = (specs: Record<string, string>): string =>
+export const commandFor = (specs: Record<string, string>): string =>
   `openstack flavor set FLAVOR ${Object.entries(specs).map(([k, v]) => `--property ${quote(`${k}=${v}`)}`).join(' ')}`;
 
 export function vgpuFlavor(config: NovaMdevConfig, catalogue: Catalogue, profileOrType: string, count: number): FlavorSpecs {

@@ -12,6 +12,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { HostRoot } from '../host/host-root.js';
 import { discoverParents } from '../host/mdev.js';
 import type { OwnedKeys } from '../nova/merge.js';
+import { commandFor, type FlavorSpecs } from '../nova/flavor.js';
 import type { Plan } from '../plan/plan-file.js';
 import { numericTypeId } from './creatable.js';
 import { profileOfId, readVendorState } from './discovery.js';
@@ -25,6 +26,10 @@ export interface VendorNovaConfig {
   text: string;
   /** What `--merge` owns in an existing nova.conf. */
   mergeKeys: OwnedKeys[];
+  /** Alias name → the type id it stands for (for `flavor -t`). */
+  aliasTypes: Record<string, string>;
+  /** Why the release cannot use these options (nova before 2023.1), or null. */
+  releaseProblem: string | null;
 }
 
 export const resourceClassOf = (profile: string): string => `CUSTOM_NVIDIA_${profile.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
@@ -36,9 +41,8 @@ export const resourceClassOf = (profile: string): string => `CUSTOM_NVIDIA_${pro
 export async function buildVendorNovaConfig(host: HostRoot, catalogue: Catalogue, release: { name: string; nova: number }, planned?: Map<string, number>): Promise<VendorNovaConfig | null> {
   const vs = await readVendorState(host, catalogue);
   if (planned ? planned.size === 0 : vs.vfs.length === 0 && vs.definitions.length === 0) return null;
-  if (release.nova < 27) {
-    throw new VgpuctlError('refused', `vendor-VFIO vGPUs reach nova as PCI devices with a resource_class, which nova reads from 2023.1 on; ${release.name} cannot use them (give --release 2023.1 or later)`);
-  }
+  const releaseProblem =
+    release.nova < 27 ? `vendor-VFIO vGPUs reach nova as PCI devices with a resource_class, which nova reads from 2023.1 on; ${release.name} cannot use them (give --release 2023.1 or later)` : null;
   const vfs = new Map<string, number>(planned ?? []);
   if (!planned) {
     for (const v of vs.vfs) if (v.current !== 0) vfs.set(v.address, v.current);
@@ -47,12 +51,14 @@ export async function buildVendorNovaConfig(host: HostRoot, catalogue: Catalogue
   const pfOf = (vf: string) => vs.gpus.find((g) => g.vfs.some((v) => v.address === vf));
   const device_specs: Array<Record<string, string>> = [];
   const aliases = new Map<string, Record<string, string>>();
+  const aliasTypes: Record<string, string> = {};
   for (const [vf, id] of [...vfs.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     const profile = profileOfId(vs, catalogue, id)?.profile ?? vs.definitions.find((d) => d.vf === vf)?.profile ?? `nvidia-${id}`;
     const rc = resourceClassOf(profile);
     const product = (pfOf(vf)?.deviceId ?? '').replace(/^0x/, '');
     device_specs.push({ vendor_id: '10de', ...(product ? { product_id: product } : {}), address: vf, managed: 'no', resource_class: rc });
     if (!aliases.has(rc)) aliases.set(rc, { name: profile, device_type: 'type-VF', resource_class: rc });
+    aliasTypes[profile] = `nvidia-${id}`;
   }
   const lines = [...device_specs.map((s) => `device_spec = ${JSON.stringify(s)}`), ...[...aliases.values()].map((a) => `alias = ${JSON.stringify(a)}`), 'report_in_placement = True'];
   const text = ['# vendor-VFIO vGPUs (VFs with nvidia/current_vgpu_type), given to VMs as PCI devices', '[pci]', ...lines, '', '[filter_scheduler]', 'pci_in_placement = True', ''].join('\n');
@@ -60,7 +66,7 @@ export async function buildVendorNovaConfig(host: HostRoot, catalogue: Catalogue
     { group: 'pci', keys: ['device_spec', 'passthrough_whitelist', 'alias', 'report_in_placement'], lines },
     { group: 'filter_scheduler', keys: ['pci_in_placement'], lines: ['pci_in_placement = True'] },
   ];
-  return { device_specs, aliases: [...aliases.values()], lines, text, mergeKeys };
+  return { device_specs, aliases: [...aliases.values()], lines, text, mergeKeys, aliasTypes, releaseProblem };
 }
 
 export interface NovaSources {
@@ -76,7 +82,19 @@ export interface NovaSources {
  * them) and its mdev entries; without, the vendor vGPUs present or defined, and the mdev side when the host
  * has mdev parents (or nothing vendor-VFIO at all).
  */
-export async function novaSources(host: HostRoot, catalogue: Catalogue, release: { name: string; nova: number }, plan?: { plan: Plan; label: string }): Promise<NovaSources> {
+export async function novaSources(
+  host: HostRoot,
+  catalogue: Catalogue,
+  release: { name: string; nova: number },
+  plan?: { plan: Plan; label: string },
+  opts: { lenientRelease?: boolean } = {},
+): Promise<NovaSources> {
+  const out = await sourcesOf(host, catalogue, release, plan);
+  if (out.vendor?.releaseProblem && !opts.lenientRelease) throw new VgpuctlError('refused', out.vendor.releaseProblem);
+  return out;
+}
+
+async function sourcesOf(host: HostRoot, catalogue: Catalogue, release: { name: string; nova: number }, plan?: { plan: Plan; label: string }): Promise<NovaSources> {
   if (plan) {
     const part = await vendorPlanPart({ host, catalogue }, plan.plan);
     if (part.problems.length > 0) throw new VgpuctlError('refused', `${plan.label} cannot be met on this host, so nova cannot be configured for it: ${part.problems.join('; ')}`);
@@ -86,4 +104,20 @@ export async function novaSources(host: HostRoot, catalogue: Catalogue, release:
   }
   const vendor = await buildVendorNovaConfig(host, catalogue, release);
   return { vendor, mdev: vendor === null || (await discoverParents(host)).length > 0, mdevPlan: undefined };
+}
+
+/**
+ * `flavor --profile` for a vendor-VFIO vGPU: the PCI alias nova-config wrote for it,
+ * `pci_passthrough:alias=<PROFILE>:1`. null when the profile is not one of the host's vendor vGPUs.
+ */
+export function vendorFlavor(config: VendorNovaConfig, profileOrType: string, count: number): FlavorSpecs | null {
+  const wanted = profileOrType.toUpperCase();
+  const alias = config.aliases.find((a) => a['name']!.toUpperCase() === wanted || config.aliasTypes[a['name']!]?.toUpperCase() === wanted);
+  if (!alias) return null;
+  if (config.releaseProblem) throw new VgpuctlError('refused', config.releaseProblem);
+  if (count > 1) {
+    throw new VgpuctlError('refused', `${count} x ${alias['name']} in one instance: a PCI alias lets nova take several VFs of one GPU, and the driver refuses two vGPUs of one physical GPU in one VM; give the flavor one vGPU`);
+  }
+  const specs = { 'pci_passthrough:alias': `${alias['name']}:1` };
+  return { extra_specs: specs, command: commandFor(specs), warnings: [] };
 }

@@ -21,7 +21,7 @@ import { unifiedDiff } from '../../nova/unified-diff.js';
 import { errorsOf, validateNovaConf } from '../../nova/validate.js';
 import { loadPlanFile } from '../../plan/plan-file.js';
 import { discoverParents } from '../../host/mdev.js';
-import { novaSources, type VendorNovaConfig } from '../../vendor-vfio/nova.js';
+import { novaSources, vendorFlavor, type VendorNovaConfig } from '../../vendor-vfio/nova.js';
 import { vendorHostdevs } from '../../vendor-vfio/libvirt.js';
 import { normalizeDeviceRef } from '../../vendor-vfio/definitions.js';
 import type { Plan } from '../../plan/plan-file.js';
@@ -292,10 +292,19 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
         let release: NovaRelease;
         if (o.profile !== undefined) {
           if (o.gpu.length > 0) throw new VgpuctlError('usage', '--gpu goes with --pci-alias');
-          const m = await mdevConfigFrom(ctx, o);
-          release = m.release;
-          specs = vgpuFlavor(m.config, ctx.catalogue, o.profile, o.count);
-          specs.warnings.unshift(...m.sourceWarnings, ...m.config.warnings);
+          // A vendor-VFIO vGPU is asked for through its PCI alias (src/vendor-vfio/nova.ts).
+          const plan = o.fromPlan === undefined ? undefined : { plan: loadPlanFile(o.fromPlan), label: `plan ${o.fromPlan}` };
+          const sources = await novaSources(ctx.host, ctx.catalogue, parseRelease(o.release), plan, { lenientRelease: true });
+          const vendor = sources.vendor ? vendorFlavor(sources.vendor, o.profile, o.count) : null;
+          if (vendor) {
+            release = parseRelease(o.release);
+            specs = vendor;
+          } else {
+            const m = await mdevConfigFrom(ctx, o, sources.mdevPlan);
+            release = m.release;
+            specs = vgpuFlavor(m.config, ctx.catalogue, o.profile, o.count);
+            specs.warnings.unshift(...m.sourceWarnings, ...m.config.warnings);
+          }
         } else {
           if (o.fromPlan !== undefined || o.mdevClass.length > 0 || o.count !== 1) throw new VgpuctlError('usage', '--from-plan, --mdev-class and --count go with --profile; a PCI alias carries its own count (NAME:COUNT)');
           const requests = o.pciAlias.map(parseAliasRequest);
