@@ -20,7 +20,7 @@ import { withHostLock } from '../lifecycle/lock.js';
 import type { LifecycleContext } from '../lifecycle/operation.js';
 import { usageOf } from '../rules/device-users.js';
 import { parseVgpuQuery, type DriverVgpu } from './nvidia-smi-vgpu.js';
-import { findVendorOrphans } from '../vendor-vfio/cleanup.js';
+import { findVendorOrphans, vendorRuntime } from '../vendor-vfio/cleanup.js';
 import { VENDOR_STATE_PATH } from '../vendor-vfio/state.js';
 
 export interface CleanupOptions {
@@ -86,7 +86,8 @@ export interface Leftovers {
 }
 
 /** Shared with `health`: everything that outlived its device, without changing anything. */
-export async function findLeftovers(state: HostState, driver: DriverState): Promise<Leftovers> {
+/** `vendorActive`: vGPUs on vendor-VFIO VFs, which have manager processes too (src/vendor-vfio/cleanup.ts). */
+export async function findLeftovers(state: HostState, driver: DriverState, vendorActive = 0): Promise<Leftovers> {
   const orphanDefinitions = state.definitions
     .map((def) => {
       if (!findParent(state, def.parent)) return { def, reason: `parent ${def.parent} does not exist` };
@@ -106,7 +107,7 @@ export async function findLeftovers(state: HostState, driver: DriverState): Prom
   const processes = await vgpuMgrProcesses(state.host);
   // One daemon, plus one process per vGPU the driver runs for a VM. Without the driver's list (nvidia-smi
   // missing, failed or hung) every active mdev may have its process: nothing can be called left over then.
-  const live = driver.available ? driver.vgpus.filter((v) => v.mdevUuid !== null && activeUuids.has(v.mdevUuid)).length : state.active.length;
+  const live = (driver.available ? driver.vgpus.filter((v) => v.mdevUuid !== null && activeUuids.has(v.mdevUuid)).length : state.active.length) + vendorActive;
   const expected = processes.length === 0 ? 0 : 1 + live;
   return {
     orphanDefinitions,
@@ -121,7 +122,8 @@ export async function cleanup(lc: LifecycleContext, opts: CleanupOptions): Promi
   const work = async (): Promise<CleanupReport> => {
     const state = await readHostState(lc.host);
     const driver = await queryDriverVgpus(opts.tools, opts.timeoutMs);
-    const l = await findLeftovers(state, driver);
+    const vendorRt = await vendorRuntime(lc.host, lc.catalogue);
+    const l = await findLeftovers(state, driver, vendorRt.active);
     const backend = makeBackend(lc.backend, lc.host);
     const findings: Finding[] = [];
     const actions: Action[] = [];
@@ -169,7 +171,7 @@ export async function cleanup(lc: LifecycleContext, opts: CleanupOptions): Promi
     }
 
     const needsRestart = l.staleDriverVgpus.length > 0 || l.vgpuMgr.leftover > 0;
-    const blocking = runningVgpuVms(state);
+    const blocking = [...new Set([...runningVgpuVms(state), ...vendorRt.runningVms])].sort();
     const restart: CleanupReport['vgpu_mgr']['restart'] = !needsRestart ? 'not-needed' : !opts.restartVgpuMgr ? 'not-requested' : lc.dryRun ? 'dry-run' : blocking.length > 0 ? 'refused' : 'done';
     if (needsRestart && opts.restartVgpuMgr && blocking.length > 0) {
       for (const f of findings) if (f.kind === 'stale-driver-vgpu' || f.kind === 'leftover-vgpu-mgr') f.resolution = 'refused';

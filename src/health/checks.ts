@@ -9,7 +9,7 @@ import { listGpus, listTypes } from '../host/inventory.js';
 import { listProcesses } from '../host/processes.js';
 import { readHostState, type HostState } from '../lifecycle/host-state.js';
 import { findLeftovers, queryDriverVgpus } from '../cleanup/cleanup.js';
-import { findVendorOrphans } from '../vendor-vfio/cleanup.js';
+import { findVendorOrphans, vendorRuntime } from '../vendor-vfio/cleanup.js';
 import { vendorCapacity } from '../vendor-vfio/capacity.js';
 import { vendorPlanPart } from '../vendor-vfio/plan.js';
 import { readVendorState, vfHandle } from '../vendor-vfio/discovery.js';
@@ -164,7 +164,7 @@ export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<He
       async () => {
         const s = await state();
         const driver = await queryDriverVgpus(opts.tools, limit);
-        const l = await findLeftovers(s, driver);
+        const l = await findLeftovers(s, driver, (await vendorRuntime(host, opts.catalogue)).active);
         const parts: string[] = [];
         const vendor = await findVendorOrphans(host, opts.catalogue);
         const orphans = l.orphanDefinitions.length + vendor.orphans.length;

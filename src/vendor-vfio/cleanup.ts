@@ -31,3 +31,18 @@ export async function findVendorOrphans(host: HostRoot, catalogue: Catalogue): P
     },
   };
 }
+
+/**
+ * What `cleanup` must know of live vendor vGPUs before it restarts nvidia-vgpu-mgr or counts its
+ * processes: how many VFs carry a vGPU (each may have its manager process) and the running VMs using them
+ * (a restart would take their vGPUs away).
+ */
+export async function vendorRuntime(host: HostRoot, catalogue: Catalogue): Promise<{ active: number; runningVms: string[] }> {
+  const vs = await readVendorState(host, catalogue);
+  const vms = new Set<string>();
+  for (const v of vs.vfs) {
+    if (v.current === 0) continue;
+    for (const r of vs.users.get(v.address)?.running ?? []) vms.add(r.replace(/^domain /, '').replace(/^qemu (\S+) \(pid \d+\)$/, '$1'));
+  }
+  return { active: vs.vfs.filter((v) => v.current !== 0).length, runningVms: [...vms].sort() };
+}

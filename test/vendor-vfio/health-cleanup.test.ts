@@ -1,6 +1,6 @@
 /** health capacity/autostart/plan and cleanup of orphan definitions on vendor-VFIO and mixed hosts. */
 import { execa } from 'execa';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
@@ -9,6 +9,7 @@ import { skipWithout } from '../helpers/tools.js';
 import { vfHandle } from '../../src/vendor-vfio/discovery.js';
 import { loadFixture } from '../../src/simulator/layout.js';
 import type { HostRoot } from '../../src/host/host-root.js';
+import { fakeSystemctl } from '../cleanup/fake-tools.js';
 
 const NO_SMI = { VGPUCTL_NVIDIA_SMI: '/bin/false' };
 const noPromtool = skipWithout('promtool');
@@ -121,5 +122,30 @@ describe('cleanup of vendor-VFIO definitions', () => {
     expect(r.code).toBe(0);
     expect(readFileSync(file, 'utf8')).toBe('{"version": 2}');
     expect(check(await health(host), 'leftovers')).toMatchObject({ status: 'WARNING', message: expect.stringMatching(/^\/etc\/vgpuctl\/vendor-vgpus.json: invalid \(version: .*\); fix or remove it/) });
+  });
+
+  it('vendor vGPUs count for nvidia-vgpu-mgr: their processes are not leftovers, and a VM on a VF blocks the restart', async () => {
+    const spec = loadFixture('l40s-vfio');
+    const mgr = (pid: number, args: string[]) => ({ pid, comm: 'nvidia-vgpu-mgr', cmdline: ['/usr/bin/nvidia-vgpu-mgr', ...args] });
+    spec.processes = [
+      mgr(1000, []), mgr(1001, ['vgpu-1']), mgr(1002, ['vgpu-2']),
+      { pid: 4242, comm: 'qemu-system-x86', cmdline: ['/usr/bin/qemu-system-x86_64', '-name', 'guest=gpu-vm,debug-threads=on', '-device', 'vfio-pci,host=0000:41:00.4,id=hostdev0'] },
+    ];
+    const host = await hostFrom(spec);
+    expect((await sim(host, 'create', '--profile', 'L40S-8Q', '--count', '2', '--define')).code).toBe(0);
+    const systemctl = fakeSystemctl();
+    const run = async (...extra: string[]) => (await cli(['--root', host.root, '--simulate', 'cleanup', '--restart-vgpu-mgr', '--systemctl', systemctl.path, '-o', 'json', ...extra], NO_SMI)).json();
+    // One daemon + one process per live vGPU (2 on VFs): nothing is left over, nothing to restart.
+    const ok = await run();
+    expect(ok.findings.filter((f: any) => f.kind === 'leftover-vgpu-mgr')).toEqual([]);
+    expect(ok.vgpu_mgr).toEqual({ restart: 'not-needed', blocking_vms: ['gpu-vm'] });
+    // A third per-vGPU process is left over; the VM on 41:00.4 forbids the restart.
+    mkdirSync(path.join(host.root, 'proc/1003'), { recursive: true });
+    writeFileSync(path.join(host.root, 'proc/1003/cmdline'), '/usr/bin/nvidia-vgpu-mgr\0vgpu-3\0');
+    writeFileSync(path.join(host.root, 'proc/1003/comm'), 'nvidia-vgpu-mgr\n');
+    const blocked = await run();
+    expect(blocked.findings.find((f: any) => f.kind === 'leftover-vgpu-mgr')).toMatchObject({ resolution: 'refused', detail: expect.stringMatching(/4 nvidia-vgpu-mgr processes .* where 3 are expected/) });
+    expect(blocked.vgpu_mgr).toEqual({ restart: 'refused', blocking_vms: ['gpu-vm'] });
+    expect(existsSync(systemctl.log) ? readFileSync(systemctl.log, 'utf8') : '').toBe('');
   });
 });
