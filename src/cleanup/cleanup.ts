@@ -139,6 +139,10 @@ export async function cleanup(lc: LifecycleContext, opts: CleanupOptions): Promi
     }
     const vendorRemoval = opts.orphans ? vendor.remove() : null;
     if (vendorRemoval) actions.push(vendorRemoval);
+    for (const d of vendor.undefinedActive) {
+      findings.push({ kind: 'undefined-active-mdev', subject: d.uuid, detail: `${d.type} on the vendor-VFIO VF ${d.vf}: active, not defined, no VM names it`, resolution: opts.orphans ? 'removed' : 'kept' });
+      if (opts.orphans) actions.push(vendor.destroy(d));
+    }
     for (const a of l.undefinedActive) {
       findings.push({ kind: 'undefined-active-mdev', subject: a.uuid, detail: `${a.type} on ${a.parent}: active, not defined, no VM names it`, resolution: opts.orphans ? 'removed' : 'kept' });
       if (opts.orphans) actions.push(backend.remove({ uuid: a.uuid, parent: a.parent, type: a.type, profile: findTypeOn(state, a.parent, a.type)?.profile?.profile ?? null }));

@@ -170,7 +170,8 @@ export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<He
         const orphans = l.orphanDefinitions.length + vendor.orphans.length;
         if (orphans > 0) parts.push(`${orphans} orphan definition(s)`);
         parts.push(...vendor.problems);
-        if (l.undefinedActive.length > 0) parts.push(`${l.undefinedActive.length} undefined unused mdev(s)`);
+        const undefinedActive = l.undefinedActive.length + vendor.undefinedActive.length;
+        if (undefinedActive > 0) parts.push(`${undefinedActive} undefined unused mdev(s)`);
         if (l.staleUnits.length > 0) parts.push(`${l.staleUnits.length} stale unit(s)`);
         if (l.staleDriverVgpus.length > 0) parts.push(`${l.staleDriverVgpus.length} vGPU(s) nvidia-smi lists for gone mdevs`);
         if (l.vgpuMgr.leftover > 0) parts.push(`${l.vgpuMgr.leftover} leftover nvidia-vgpu-mgr process(es)`);

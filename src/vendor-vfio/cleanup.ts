@@ -6,7 +6,9 @@
 import type { Catalogue } from '../catalogue/catalogue.js';
 import type { HostRoot } from '../host/host-root.js';
 import type { Action } from '../lifecycle/actions.js';
-import { readVendorState, vfHandle } from './discovery.js';
+import { numericTypeId, typeIdOf } from './creatable.js';
+import { profileOfId, readVendorState, vfHandle } from './discovery.js';
+import { destroyAction } from './lifecycle.js';
 import { requireReadableDefinitions, VENDOR_STATE_PATH, writeDefinitionsAction, type VendorDefinition } from './state.js';
 
 export interface VendorOrphan {
@@ -15,13 +17,31 @@ export interface VendorOrphan {
   reason: string;
 }
 
-export async function findVendorOrphans(host: HostRoot, catalogue: Catalogue): Promise<{ orphans: VendorOrphan[]; problems: string[]; remove: () => Action | null }> {
+export interface VendorUndefinedActive {
+  uuid: string;
+  vf: string;
+  type: string;
+  profile: string | null;
+}
+
+export async function findVendorOrphans(
+  host: HostRoot,
+  catalogue: Catalogue,
+): Promise<{ orphans: VendorOrphan[]; undefinedActive: VendorUndefinedActive[]; problems: string[]; remove: () => Action | null; destroy: (d: VendorUndefinedActive) => Action }> {
   const vs = await readVendorState(host, catalogue);
+  // Active on a VF, defined nowhere, named by no VM (running or not): what `create` without --define left.
+  // While the definitions file cannot be read, every vGPU may be defined: none is called undefined.
+  const undefinedActive = vs.definitionProblems.length > 0 ? [] : vs.vfs
+    .filter((v) => v.current !== 0 && !vs.definitions.some((d) => d.vf === v.address))
+    .filter((v) => { const u = vs.users.get(v.address); return (u?.running.length ?? 0) === 0 && (u?.inactiveDomains.length ?? 0) === 0; })
+    .map((v) => ({ uuid: vfHandle(v.address), vf: v.address, type: typeIdOf(v.current), profile: profileOfId(vs, catalogue, v.current)?.profile ?? null }));
   const orphans = vs.definitions
     .filter((d) => !vs.vfs.some((v) => v.address === d.vf))
     .map((def) => ({ uuid: vfHandle(def.vf), def, reason: `virtual function ${def.vf} does not exist (SR-IOV disabled, or the GPU is gone)` }));
   return {
     orphans,
+    undefinedActive,
+    destroy: (d) => destroyAction(d.vf, numericTypeId(d.type)!, d.profile),
     problems: vs.definitionProblems,
     remove: () => {
       if (orphans.length === 0) return null;

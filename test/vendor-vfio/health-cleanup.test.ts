@@ -148,4 +148,25 @@ describe('cleanup of vendor-VFIO definitions', () => {
     expect(blocked.vgpu_mgr).toEqual({ restart: 'refused', blocking_vms: ['gpu-vm'] });
     expect(existsSync(systemctl.log) ? readFileSync(systemctl.log, 'utf8') : '').toBe('');
   });
+
+  it('a vendor vGPU active on its VF, defined nowhere and named by no VM is reported, and removed with --orphans', async () => {
+    const host = await hostFrom('l40s-vfio');
+    expect((await sim(host, 'create', '--profile', 'L40S-8Q', '--count', '3')).code).toBe(0);
+    expect((await sim(host, 'define', '-u', '0000:41:00.4')).code).toBe(0);
+    // 41:00.5 is named by a shut-off domain: in use, never an orphan.
+    mkdirSync(path.join(host.root, 'etc/libvirt/qemu'), { recursive: true });
+    writeFileSync(path.join(host.root, 'etc/libvirt/qemu/off-vm.xml'), "<domain type='kvm'><name>off-vm</name><devices><hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x41' slot='0x00' function='0x5'/></source></hostdev></devices></domain>");
+    const r = (await cli(['--root', host.root, 'cleanup', '-o', 'json'], NO_SMI)).json();
+    expect(r.findings.filter((f: any) => f.kind === 'undefined-active-mdev')).toEqual([
+      { kind: 'undefined-active-mdev', subject: vfHandle('0000:41:00.6'), detail: 'nvidia-1152 on the vendor-VFIO VF 0000:41:00.6: active, not defined, no VM names it', resolution: 'kept' },
+    ]);
+    expect(check(await health(host), 'leftovers').message).toMatch(/^1 undefined unused mdev\(s\)/);
+    const before = await snapshotTree(host.root);
+    const dry = (await cli(['--root', host.root, '--simulate', 'cleanup', '--orphans', '--dry-run', '-o', 'json'], NO_SMI)).json();
+    expect(dry.actions).toEqual([expect.objectContaining({ kind: 'sysfs-write', path: '/sys/bus/pci/devices/0000:41:00.6/nvidia/current_vgpu_type', data: '0' })]);
+    expect(await snapshotTree(host.root)).toEqual(before);
+    expect((await cli(['--root', host.root, '--simulate', 'cleanup', '--orphans'], NO_SMI)).code).toBe(0);
+    const cur = (vf: string) => readFileSync(path.join(host.root, 'sys/bus/pci/devices', vf, 'nvidia/current_vgpu_type'), 'utf8').trim();
+    expect([cur('0000:41:00.4'), cur('0000:41:00.5'), cur('0000:41:00.6')]).toEqual(['1152', '1152', '0']);
+  });
 });
