@@ -36,6 +36,8 @@ export interface VmInput {
   source: string;
   uuids: string[];
   pciAddresses: string[];
+  /** vGPUs described elsewhere (vendor-VFIO VFs, src/vendor-vfio/vm-check.ts): on SR-IOV GPUs, with the VMs using them. */
+  described?: Array<{ info: VgpuInfo; inUseBy: string[] }>;
 }
 
 export interface VgpuInfo {
@@ -140,6 +142,13 @@ function checkVm(state: HostState, catalogue: Catalogue, vm: VmInput, options: V
     if (others.length > 0) error('in-use', `${u} is in use by ${others.join(', ')}: a vGPU belongs to one running VM`, [u]);
   }
 
+  for (const { info, inUseBy } of vm.described ?? []) {
+    vgpus.push(info);
+    if (!info.active) error('not-active', `${info.parent} carries no vGPU${info.defined ? ` (defined as ${info.profile ?? info.type})` : ''}: start it (vgpuctl start -u ${info.parent}) before the VM`, [info.uuid]);
+    const others = inUseBy.filter((r) => r !== `domain ${vm.name}` && !r.startsWith(`qemu ${vm.name} `));
+    if (others.length > 0) error('in-use', `${info.parent} (${info.uuid}) is in use by ${others.join(', ')}: a vGPU belongs to one running VM`, [info.uuid]);
+  }
+  const describedGpus = new Set((vm.described ?? []).map((d) => d.info.gpu));
   const nvidia = vgpus.filter((v) => v.profile !== null);
   if (nvidia.length >= 2) {
     const all = nvidia.map((v) => v.uuid);
@@ -157,7 +166,7 @@ function checkVm(state: HostState, catalogue: Catalogue, vm: VmInput, options: V
     for (const v of nvidia) if (v.gpu) byGpu.set(v.gpu, [...(byGpu.get(v.gpu) ?? []), v]);
     for (const [gpu, list] of byGpu) {
       if (list.length < 2) continue;
-      const sriov = state.gpus.find((g) => g.key === gpu)?.sriov ?? false;
+      const sriov = state.gpus.find((g) => g.key === gpu)?.sriov ?? describedGpus.has(gpu);
       const arch = catalogue.board(list[0]!.board ?? '')?.architecture ?? 'time-sliced';
       if (!sriov) {
         error(
@@ -170,7 +179,7 @@ function checkVm(state: HostState, catalogue: Catalogue, vm: VmInput, options: V
   }
   const passedGpus = vm.pciAddresses.filter((a) => {
     const f = options.pci?.get(a);
-    return f !== undefined && isNvidiaGpu(f);
+    return f !== undefined && isNvidiaGpu(f) && !(vm.described ?? []).some((d) => d.info.parent === a);
   });
   if (nvidia.length > 0 && passedGpus.length > 0) {
     warning('passthrough-and-vgpu', `the VM also has the NVIDIA GPU ${passedGpus.join(', ')} passed through: NVIDIA does not support a VM with both vGPUs and a passed-through GPU`, []);

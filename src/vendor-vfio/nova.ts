@@ -13,6 +13,7 @@ import type { HostRoot } from '../host/host-root.js';
 import { discoverParents } from '../host/mdev.js';
 import type { OwnedKeys } from '../nova/merge.js';
 import { commandFor, type FlavorSpecs } from '../nova/flavor.js';
+import { multiVgpuProblem } from '../libvirt/vm-check.js';
 import type { Plan } from '../plan/plan-file.js';
 import { numericTypeId } from './creatable.js';
 import { profileOfId, readVendorState } from './discovery.js';
@@ -110,14 +111,19 @@ async function sourcesOf(host: HostRoot, catalogue: Catalogue, release: { name: 
  * `flavor --profile` for a vendor-VFIO vGPU: the PCI alias nova-config wrote for it,
  * `pci_passthrough:alias=<PROFILE>:1`. null when the profile is not one of the host's vendor vGPUs.
  */
-export function vendorFlavor(config: VendorNovaConfig, profileOrType: string, count: number): FlavorSpecs | null {
+export function vendorFlavor(config: VendorNovaConfig, catalogue: Catalogue, profileOrType: string, count: number): FlavorSpecs | null {
   const wanted = profileOrType.toUpperCase();
   const alias = config.aliases.find((a) => a['name']!.toUpperCase() === wanted || config.aliasTypes[a['name']!]?.toUpperCase() === wanted);
   if (!alias) return null;
   if (config.releaseProblem) throw new VgpuctlError('refused', config.releaseProblem);
+  const name = alias['name']!;
   if (count > 1) {
-    throw new VgpuctlError('refused', `${count} x ${alias['name']} in one instance: a PCI alias lets nova take several VFs of one GPU, and the driver refuses two vGPUs of one physical GPU in one VM; give the flavor one vGPU`);
+    // Several VFs in one instance: the board's multi-vGPU rule (as vm-check applies it), and enough VFs here.
+    const multi = multiVgpuProblem(catalogue, [name]);
+    if (multi) throw new VgpuctlError('refused', `${count} x ${name} in one instance: ${multi}`);
+    const vfs = config.device_specs.filter((s) => s['resource_class'] === alias['resource_class']).length;
+    if (count > vfs) throw new VgpuctlError('refused', `${count} x ${name} in one instance needs ${count} virtual functions carrying it; this host has ${vfs}`);
   }
-  const specs = { 'pci_passthrough:alias': `${alias['name']}:1` };
+  const specs = { 'pci_passthrough:alias': `${name}:${count}` };
   return { extra_specs: specs, command: commandFor(specs), warnings: [] };
 }

@@ -6,7 +6,7 @@ import { cli } from '../helpers/cli.js';
 import { hostFrom, tempDir } from '../helpers/hosts.js';
 
 describe('flavor on vendor-VFIO and mixed hosts', () => {
-  it('asks for the alias of the profile (by profile or type id); several per instance and old releases are refused', async () => {
+  it('asks for the alias of the profile (by profile or type id); several per instance as the board allows, old releases refused', async () => {
     const host = await hostFrom('mixed-mdev-vfio');
     await cli(['--root', host.root, '--simulate', 'create', '--profile', 'L40S-8Q', '--define']);
     await cli(['--root', host.root, '--simulate', 'create', '--profile', 'P40-12C', '--define']);
@@ -19,9 +19,17 @@ describe('flavor on vendor-VFIO and mixed hosts', () => {
     expect((await cli(['--root', host.root, 'flavor', '--profile', 'nvidia-1152', '--release', '2024.1', '-o', 'json'])).json().extra_specs).toEqual({ 'pci_passthrough:alias': 'L40S-8Q:1' });
     // The mdev vGPU of the same host keeps its resource class; an old release still works for it.
     expect((await cli(['--root', host.root, 'flavor', '--profile', 'P40-12C', '--release', 'zed', '-o', 'json'])).json().extra_specs).toEqual({ 'resources:VGPU': '1' });
+    // Several per instance: as many VFs as configured (one here), and only profiles the board lets share a VM.
     const two = await cli(['--root', host.root, 'flavor', '--profile', 'L40S-8Q', '-n', '2', '--release', '2024.1']);
     expect(two.code).toBe(1);
-    expect(two.stderr).toMatch(/2 x L40S-8Q in one instance: .*the driver refuses two vGPUs of one physical GPU in one VM/);
+    expect(two.stderr).toMatch(/2 x L40S-8Q in one instance needs 2 virtual functions carrying it; this host has 1/);
+    await cli(['--root', host.root, '--simulate', 'create', '--profile', 'L40S-8Q', '--define']);
+    expect((await cli(['--root', host.root, 'flavor', '--profile', 'L40S-8Q', '-n', '2', '--release', '2024.1', '-o', 'json'])).json().extra_specs).toEqual({ 'pci_passthrough:alias': 'L40S-8Q:2' });
+    const b = await hostFrom('l40s-vfio');
+    await cli(['--root', b.root, '--simulate', 'create', '--profile', 'L40S-1B', '--count', '2', '--define']);
+    const bb = await cli(['--root', b.root, 'flavor', '--profile', 'L40S-1B', '-n', '2', '--release', '2024.1']);
+    expect(bb.code).toBe(1);
+    expect(bb.stderr).toMatch(/2 x L40S-1B in one instance: multiple vGPUs in a VM not supported/);
     const old = await cli(['--root', host.root, 'flavor', '--profile', 'L40S-8Q', '--release', 'zed']);
     expect(old.code).toBe(1);
     expect(old.stderr).toMatch(/which nova reads from 2023.1 on; zed cannot use them/);

@@ -23,6 +23,7 @@ import { loadPlanFile } from '../../plan/plan-file.js';
 import { discoverParents } from '../../host/mdev.js';
 import { novaSources, vendorFlavor, type VendorNovaConfig } from '../../vendor-vfio/nova.js';
 import { vendorHostdevs } from '../../vendor-vfio/libvirt.js';
+import { withVendorVgpus } from '../../vendor-vfio/vm-check.js';
 import { normalizeDeviceRef } from '../../vendor-vfio/definitions.js';
 import type { Plan } from '../../plan/plan-file.js';
 import { parseInput, type Context } from '../context.js';
@@ -295,7 +296,7 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
           // A vendor-VFIO vGPU is asked for through its PCI alias (src/vendor-vfio/nova.ts).
           const plan = o.fromPlan === undefined ? undefined : { plan: loadPlanFile(o.fromPlan), label: `plan ${o.fromPlan}` };
           const sources = await novaSources(ctx.host, ctx.catalogue, parseRelease(o.release), plan, { lenientRelease: true });
-          const vendor = sources.vendor ? vendorFlavor(sources.vendor, o.profile, o.count) : null;
+          const vendor = sources.vendor ? vendorFlavor(sources.vendor, ctx.catalogue, o.profile, o.count) : null;
           if (vendor) {
             release = parseRelease(o.release);
             specs = vendor;
@@ -355,7 +356,7 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
     .command('vm-check')
     .description("judge a VM's vGPUs before it starts: existence, multi-vGPU rules of the board, one vGPU per physical GPU, per-VM maximum")
     .option('--domain <file-or-name>', 'libvirt domain XML file or domain name (from /etc/libvirt/qemu under --root); repeatable', collect, [])
-    .option('-u, --uuid <uuid>', 'mdev UUIDs of one VM; repeatable', collect, [])
+    .option('-u, --uuid <uuid>', 'mdev UUIDs (or vendor-VFIO VFs / handles) of one VM; repeatable', collect, [])
     .option('--max-per-vm <n>', 'most vGPUs a VM may have', String(DEFAULT_MAX_VGPUS_PER_VM))
     .addHelpText('after', '\nExit status 1 when a VM would fail to start.\n\nExamples:\n  vgpuctl vm-check --domain y-k8s-n-1\n  vgpuctl vm-check -u UUID1 -u UUID2 -o json')
     .action(
@@ -363,7 +364,7 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
         const o = parseInput(
           z.object({
             domain: z.array(z.string().min(1)).default([]),
-            uuid: z.array(uuidInput).default([]),
+            uuid: z.array(deviceRefInput).default([]),
             maxPerVm: z.coerce.number({ error: 'must be a whole number' }).int('must be a whole number').min(1).max(1024),
           }),
           raw,
@@ -373,7 +374,8 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
         const vms: VmInput[] = o.uuid.length > 0 ? [{ name: '(command line)', source: 'command line', uuids: o.uuid, pciAddresses: [] }] : [];
         for (const d of o.domain) vms.push(await loadDomain(ctx.host, d));
         const [state, pci] = await Promise.all([readHostState(ctx.host), discoverPci(ctx.host)]);
-        const verdicts = checkVms(state, ctx.catalogue, vms, { maxPerVm: o.maxPerVm, pci });
+        // vendor-VFIO VFs among the VMs' PCI hostdevs (and -u) are vGPUs too (src/vendor-vfio/vm-check.ts).
+        const verdicts = checkVms(state, ctx.catalogue, await withVendorVgpus(ctx.host, ctx.catalogue, vms), { maxPerVm: o.maxPerVm, pci });
         const failed = verdicts.some((v) => v.verdict === 'would-fail');
         if (ctx.output === 'json') printJson(io, { verdict: failed ? 'would-fail' : 'would-start', vms: verdicts, warnings: [] });
         else io.out(verdicts.map(renderVerdict).join('\n\n'));
