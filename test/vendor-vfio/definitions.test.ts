@@ -124,6 +124,22 @@ describe('define on vendor-VFIO VFs', () => {
     expect(defs(host.root).filter((d) => d.start === 'auto').map((d) => d.vf)).toEqual(vfs);
   });
 
+  it('a definition of a type the VF cannot create now is written with a warning; starting it is refused before the write, with the creatable list', async () => {
+    const host = await hostFrom('l40s-vfio');
+    expect((await cli(['--root', host.root, '--simulate', 'create', '--profile', 'L40S-8Q', '-p', '0000:41:00.4'])).code).toBe(0);
+    const d = await cli(['--root', host.root, '--simulate', 'define', '-u', '0000:41:00.5', '--profile', 'L40S-48Q', '--auto']);
+    expect(d.code).toBe(0);
+    expect(d.stderr).toMatch(/warning: L40S-48Q is not creatable on 0000:41:00.5 now \(the GPU holds other sizes or is full\); the definition is written/);
+    const before = await snapshotTree(host.root);
+    const s = await cli(['--root', host.root, '--simulate', 'start', '-u', '0000:41:00.5']);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toMatch(/type L40S-48Q \(1156\) is not creatable on 0000:41:00.5; nothing was written\. Creatable there now: 1152 \(L40S-8Q\), 1162 \(L40S-8A\)/);
+    const boot = await cli(['--root', host.root, '--simulate', 'start', '--autostart', '-o', 'json']);
+    expect(boot.code).toBe(1);
+    expect(boot.json().failed).toEqual([{ uuid: vfHandle('0000:41:00.5'), parent: '0000:41:00.5', error: expect.stringMatching(/is not creatable on 0000:41:00.5; nothing was written/) }]);
+    expect(await snapshotTree(host.root)).toEqual(before);
+  });
+
   it('mdev define keeps working beside vendor definitions on a mixed host', async () => {
     const host = await hostFrom('mixed-mdev-vfio');
     await cli(['--root', host.root, '--simulate', 'create', '--profile', 'L40S-8Q', '--define']);
