@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import { linkedDefinitionDir } from '../host/definitions.js';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { describeAction, runActions, writeFileAtomic, type Action } from '../lifecycle/actions.js';
 import { makeBackend } from '../lifecycle/backends.js';
@@ -64,7 +65,11 @@ const pidAlive = (pid: number): boolean => {
  */
 async function removeDeadTempFiles(host: HostRoot): Promise<string[]> {
   const base = host.path(HOST_PATHS.mdevctlConfig);
-  const parents = (await fs.readdir(base).catch(() => [] as string[])).filter((p) => p !== 'scripts.d').map((p) => path.join(base, p));
+  // Never inside a linked parent directory (definitions.ts): nothing is removed through a link.
+  const parents = (await fs.readdir(base).catch(() => [] as string[]))
+    .filter((p) => p !== 'scripts.d')
+    .map((p) => path.join(base, p))
+    .filter((p) => linkedDefinitionDir(host, host.hostPathOf(path.join(p, 'x'))) === null);
   const dirs = [...parents, path.dirname(host.path(JOURNAL_PATH)), path.dirname(host.path(LOCK_PATH))];
   const removed: string[] = [];
   for (const dir of dirs) {

@@ -6,6 +6,9 @@
  *   - A symbolic link planted at /etc/mdevctl.d/<parent>/<uuid>, pointing at a file outside the tree, is
  *     not followed by define (with or without --force), undefine, start or modify: the command refuses and
  *     says so, the target file is unchanged.
+ *   - A symbolic link planted as /etc/mdevctl.d/<parent> (to a directory outside the tree) is reported by
+ *     list, which lists the rest, and never followed: every write of a definition under it is refused and
+ *     names it. /etc/mdevctl.d itself may be a link when it leads inside the root (definitions.ts).
  *   - A symbolic link planted at the lock (<root>/run/vgpuctl/lock) or as the lock directory is not
  *     followed: refused, said, the target unchanged.
  *   - Definitions are written 0644 whatever root's umask; a definition file that is not valid JSON is
@@ -295,6 +298,113 @@ describe('a symbolic link planted where a definition goes', () => {
     expect(r.stderr).toBe(`vgpuctl: error: cannot write /etc/mdevctl.d/${P40}/${U[2]}: EEXIST. nothing was changed\n`);
     expect(await fs.readFile(target, 'utf8')).toBe('keep me\n');
     expect(await lexists(path.join(dir, U[2]))).toBe(false);
+  });
+});
+
+describe('a symbolic link planted as a definition directory (/etc/mdevctl.d/<parent>, /etc/mdevctl.d)', () => {
+  let base: HostRoot;
+  const OTHER = '0000:af:00.0'; // a parent that is not present: its definitions are listed all the same
+  const VALID = '{\n  "mdev_type": "nvidia-50",\n  "start": "auto",\n  "attrs": []\n}';
+  beforeAll(async () => {
+    base = await fixtureHost('p40-seed004');
+  });
+
+  /** /etc/mdevctl.d/<P40> is a link to a directory outside the root holding a definition and a file of the operator. */
+  async function planted(): Promise<{ host: HostRoot; outside: string; link: string }> {
+    const host = copyHost(base);
+    expect((await sim(host, ['define', '-u', U[3], '-p', OTHER, '-t', 'nvidia-50'])).code).toBe(0);
+    const outside = tempDir('vgpuctl-outside-');
+    await fs.writeFile(path.join(outside, U[0]), VALID, { mode: 0o600 });
+    await fs.writeFile(path.join(outside, 'shadow'), 'root:$6$secret:19000:0:99999:7:::\n', { mode: 0o600 });
+    const link = host.path(`/etc/mdevctl.d/${P40}`);
+    await fs.mkdir(path.dirname(link), { recursive: true });
+    await fs.symlink(outside, link);
+    return { host, outside, link };
+  }
+
+  const MESSAGE = new RegExp(`/etc/mdevctl\\.d/${P40}:? is a symbolic link \\(to /[^)]+\\), not a directory; vgpuctl neither reads nor writes definitions through it`);
+  const COMMANDS: Array<[string, string[]]> = [
+    ['define', ['define', '-u', U[1], '-p', P40, '-t', 'nvidia-50', '--auto']],
+    ['define (the UUID behind the link)', ['define', '-u', U[0], '-p', P40, '-t', 'nvidia-50', '--force']],
+    ['create --define', ['create', '-t', 'nvidia-50', '-p', P40, '-u', U[1], '--define']],
+    ['create --count 2 --define (placed)', ['create', '--profile', 'P40-6Q', '--count', '2', '--define', '--auto']],
+    ['apply', ['apply', '-f', writePlanFile(`version: 1\ngpus:\n  - select: { address: "${P40}" }\n    profile: P40-12C\n    count: 1\n`)]],
+  ];
+
+  for (const [name, args] of COMMANDS) {
+    it(`${name}: refused, the link named, nothing written through it, nothing left active`, async () => {
+      const { host, outside, link } = await planted();
+      const before = await snapshotTree(host.path('/etc'));
+      const outsideBefore = await snapshotTree(outside);
+      const r = await sim(host, args);
+      counts.files++;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(MESSAGE);
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+      expect(await snapshotTree(outside)).toEqual(outsideBefore);
+      expect(await fs.readlink(link)).toBe(outside);
+      expect((await readState(host)).active).toEqual([]);
+      expect(await snapshotTree(host.path('/etc'))).toEqual(before);
+    });
+  }
+
+  it('undefine, modify and start of the UUID behind the link do not reach it; the outside directory is untouched', async () => {
+    const { host, outside } = await planted();
+    const outsideBefore = await snapshotTree(outside);
+    for (const args of [['undefine', '-u', U[0]], ['undefine', '-u', U[0], '-p', P40], ['modify', '-u', U[0], '--manual'], ['start', '-u', U[0]]]) {
+      const r = await sim(host, args);
+      counts.files++;
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`no definition of ${U[0]}`));
+    }
+    expect(await snapshotTree(outside)).toEqual(outsideBefore);
+    expect((await readState(host)).active).toEqual([]);
+  });
+
+  it('list reports the linked directory by its path, does not read through it, and lists the other definitions', async () => {
+    const { host } = await planted();
+    const r = await sim(host, ['list', '--defined', '-o', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().devices.map((d: { uuid: string }) => d.uuid)).toEqual([U[3]]);
+    expect(JSON.stringify(r.json().warnings)).toMatch(MESSAGE);
+    const t = await sim(host, ['list', '--defined']);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toContain(U[3]);
+    expect(t.stdout).not.toContain(U[0]);
+    expect(t.stderr).toMatch(MESSAGE);
+  });
+
+  it('/etc/mdevctl.d linked outside the root: reported, not followed, every definition write refused', async () => {
+    const host = copyHost(base);
+    const outside = tempDir('vgpuctl-outside-');
+    await fs.mkdir(path.join(outside, P40));
+    await fs.writeFile(path.join(outside, P40, U[0]), VALID);
+    await fs.rm(host.path('/etc/mdevctl.d'), { recursive: true, force: true });
+    await fs.symlink(outside, host.path('/etc/mdevctl.d'));
+    const outsideBefore = await snapshotTree(outside);
+    const l = await sim(host, ['list', '--defined', '-o', 'json']);
+    expect(l.code, l.stderr).toBe(0);
+    expect(l.json().devices).toEqual([]);
+    expect(JSON.stringify(l.json().warnings)).toMatch(/\/etc\/mdevctl\.d: is a symbolic link \(to [^)]+\) that leads outside the root/);
+    const d = await sim(host, ['define', '-u', U[1], '-p', P40, '-t', 'nvidia-50']);
+    counts.files++;
+    expect(d.code).toBe(1);
+    expect(d.stderr).toMatch(new RegExp(`will not write /etc/mdevctl\\.d/${P40}/${U[1]}: /etc/mdevctl\\.d is a symbolic link \\(to [^)]+\\) that leads outside the root`));
+    expect(await snapshotTree(outside)).toEqual(outsideBefore);
+  });
+
+  it('/etc/mdevctl.d linked to a directory inside the root (a stateless host\'s persistent storage) is followed', async () => {
+    const host = copyHost(base);
+    const keep = host.path('/persist/mdevctl.d');
+    await fs.mkdir(keep, { recursive: true });
+    await fs.rm(host.path('/etc/mdevctl.d'), { recursive: true, force: true });
+    await fs.symlink('../persist/mdevctl.d', host.path('/etc/mdevctl.d'));
+    const d = await sim(host, ['define', '-u', U[1], '-p', P40, '-t', 'nvidia-50']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(await fs.readFile(path.join(keep, P40, U[1]), 'utf8')).toBe('{\n  "mdev_type": "nvidia-50",\n  "start": "manual",\n  "attrs": []\n}');
+    const l = await sim(host, ['list', '--defined', '-o', 'json']);
+    expect(l.json().devices.map((x: { uuid: string }) => x.uuid)).toEqual([U[1]]);
+    expect(l.json().warnings).toEqual([]);
   });
 });
 
