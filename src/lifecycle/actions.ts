@@ -194,6 +194,7 @@ export async function runActions(ex: Executor, actions: Action[]): Promise<RunRe
     try {
       await perform(ex, a);
       done.push(a);
+      ex.writer.step?.();
     } catch (e) {
       const undone: string[] = [];
       const undoFailed: string[] = [];

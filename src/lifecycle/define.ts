@@ -19,7 +19,8 @@ export interface DefineResult {
 }
 
 export async function defineDevice(lc: LifecycleContext, req: DefineRequest): Promise<OperationOutcome<DefineResult>> {
-  return runOperation(lc, 'define', async (state, backend) => {
+  const key = JSON.stringify({ uuid: req.uuid, parent: req.parent ?? null, selector: req.selector ?? null, start: req.start, force: req.force ?? false });
+  return runOperation(lc, 'define', async (state, backend, resume) => {
     const active = activeDevice(state, req.uuid);
     let parent = req.parent ?? active?.parent;
     if (parent === undefined) {
@@ -57,6 +58,12 @@ export async function defineDevice(lc: LifecycleContext, req: DefineRequest): Pr
     // The file this writes must be a definition or nothing: never a link, never a file vgpuctl cannot read.
     refuseBrokenDefinition(state, req.uuid, parent);
     const existing = definitionsOf(state, req.uuid);
+    const done = existing.length === 1 && existing[0]!.parent === parent && existing[0]!.type === type && existing[0]!.start === req.start;
+    if (resume && done) {
+      // The interrupted define of this very request had written it (its record still says what was there before).
+      const replaced = resume.files.some((f) => f.before !== null);
+      return { actions: [], notes: ['the interrupted define had already written the definition'], result: { defined: { uuid: req.uuid, parent, type, profile, start: req.start, replaced } } };
+    }
     if (existing.length > 0 && !req.force) {
       const e = existing[0]!;
       throw new VgpuctlError('refused', `${req.uuid} is already defined (${e.type} on ${e.parent}, start ${e.start}, ${e.file}); use --force to replace the definition`);
@@ -70,5 +77,5 @@ export async function defineDevice(lc: LifecycleContext, req: DefineRequest): Pr
     const attrs = previous && previous.type === type && previous.parent === parent ? previous.attrs : [];
     const actions = backend.define({ uuid: req.uuid, parent, type, profile, start: req.start, attrs }, previous, previousContent);
     return { actions, result: { defined: { uuid: req.uuid, parent, type, profile, start: req.start, replaced: previous !== null } } };
-  });
+  }, key);
 }

@@ -12,6 +12,7 @@ import { linkedDefinitionDir } from '../host/definitions.js';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { describeAction, runActions, writeFileAtomic, type Action } from '../lifecycle/actions.js';
 import { makeBackend } from '../lifecycle/backends.js';
+import { recoverInterrupted } from '../lifecycle/intent.js';
 import { readHostState, findTypeOn, type HostState } from '../lifecycle/host-state.js';
 import { LOCK_PATH, withHostLock } from '../lifecycle/lock.js';
 import type { LifecycleContext } from '../lifecycle/operation.js';
@@ -224,6 +225,8 @@ export async function applyPlan(lc: LifecycleContext, plan: Plan, prune: boolean
     lc.host,
     { timeoutMs: lc.lockTimeoutMs, command: 'apply', onTakeover: (pid) => lc.warn(`took over the lock of vgpuctl pid ${pid}, which is no longer running`) },
     async () => {
+      // An interrupted create, define, ... (src/lifecycle/intent.ts) is rolled back before the plan reads the host.
+      await recoverInterrupted({ host: lc.host, writer: lc.writer, warn: lc.warn }, () => readHostState(lc.host), makeBackend(lc.backend, lc.host), 'apply', null);
       const litter = await removeDeadTempFiles(lc.host);
       if (litter.length > 0) lc.warn(`removed ${litter.length} temporary file(s) an interrupted vgpuctl left behind: ${litter.join(', ')}`);
       const journal = await readJournal(lc.host);
