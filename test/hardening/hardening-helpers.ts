@@ -18,6 +18,7 @@ import { hostFrom, tempDir } from '../helpers/hosts.js';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const LOCK = '/run/vgpuctl/lock';
 export const JOURNAL = '/var/lib/vgpuctl/apply-journal.json';
+export const INTENT = '/var/lib/vgpuctl/intent.json';
 export const P40 = '0000:82:00.0';
 
 // Fresh random v4 UUIDs (as uuidgen makes them) for the devices the tests ask for.
@@ -67,6 +68,8 @@ export interface TreeState {
   units: Record<string, string>;
   lock: boolean;
   journal: boolean;
+  /** The intent record of an interrupted lifecycle command (src/lifecycle/intent.ts). */
+  intent: boolean;
 }
 
 async function walkFiles(base: string, root: string, skip: (rel: string) => boolean = () => false): Promise<Record<string, string>> {
@@ -98,14 +101,15 @@ export async function activeDevices(host: HostRoot): Promise<string[]> {
 }
 
 export async function readState(host: HostRoot): Promise<TreeState> {
-  const [active, defs, units, lock, journal] = await Promise.all([
+  const [active, defs, units, lock, journal, intent] = await Promise.all([
     activeDevices(host),
     walkFiles(host.path('/etc/mdevctl.d'), host.root, (rel) => rel === 'etc/mdevctl.d/scripts.d'),
     walkFiles(host.path('/etc/systemd/system'), host.root, (rel) => !/@[0-9a-f-]{36}\.service$|\.wants$|system$/.test(rel)),
     lexists(host.path(LOCK)),
     lexists(host.path(JOURNAL)),
+    lexists(host.path(INTENT)),
   ]);
-  return { active, defs, units, lock, journal };
+  return { active, defs, units, lock, journal, intent };
 }
 
 /**
