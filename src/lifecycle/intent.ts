@@ -181,7 +181,8 @@ export async function rollbackActions(state: HostState, backend: Backend, intent
     for (const f of intent.files) {
       const now = await readOrNull(state.host, f.file);
       if (now === f.before) continue;
-      const landed = f.after === null ? now === null : sameDef(parseOrNull(now), f.after);
+      // Gone (define --force through mdevctl removes before it writes): the definition that was there comes back.
+      const landed = now === null || sameDef(parseOrNull(now), f.after);
       if (!landed) {
         kept.push(`${f.file} stays as it is: it holds neither what it held nor what the interrupted run wrote`);
         continue;
