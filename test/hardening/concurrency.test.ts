@@ -23,7 +23,7 @@ import {
   spawnCli,
   writePlanFile,
   type ChildResult,
-} from './hardening-helpers.js';
+} from '../helpers/hardening.js';
 
 /** The refusal once both instances are taken (the placement rule's sentence, or the driver's via the simulator). */
 const NONE_LEFT = /^vgpuctl: error: no instances of P40-12C (\(nvidia-286\) )?left on 0000:82:00\.0: 2 of 2 in use; free one, or pick another GPU \(vgpuctl types --available\)\n$/;

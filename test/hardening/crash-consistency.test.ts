@@ -35,13 +35,15 @@ import {
   prng,
   putBootUnit,
   readState,
+  settleTornMdevs,
+  settleTornPci,
   sim,
   spawnCli,
   writePlanFile,
   writePoints,
   type TreeState,
-} from './hardening-helpers.js';
-import { settleTornMdevs, settleTornPci } from './torn-kernel.js';
+} from '../helpers/hardening.js';
+
 
 const TITAN = ['0000:18:00.0', '0000:18:00.1'];
 

@@ -27,7 +27,7 @@ import { parsePlanText } from '../../src/plan/plan-file.js';
 import { parseCreatableVgpuTypes } from '../../src/vendor-vfio/creatable.js';
 import { cli } from '../helpers/cli.js';
 import { snapshotTree, tempDir } from '../helpers/hosts.js';
-import { P40, U, fixtureHost } from './hardening-helpers.js';
+import { P40, U, fixtureHost } from '../helpers/hardening.js';
 
 const RUNS = Number(process.env['VGPUCTL_FUZZ_RUNS'] ?? 2000);
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { snapshotTree, tempDir } from '../helpers/hosts.js';
-import { LOCK, P40, U, buildCli, copyHost, fixtureHost, lexists, readState, sim, spawnCli, writePlanFile } from './hardening-helpers.js';
+import { LOCK, P40, U, buildCli, copyHost, fixtureHost, lexists, readState, sim, spawnCli, writePlanFile } from '../helpers/hardening.js';
 
 const MARK = 'HOSTILE';
 const counts = { inputs: 0, files: 0 };

@@ -10,7 +10,7 @@
 import { promises as fs } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
-import { INTENT, P40, U, buildCli, copyHost, fixtureHost, lexists, put, readState, sim, spawnCli } from './hardening-helpers.js';
+import { INTENT, P40, U, buildCli, copyHost, fixtureHost, lexists, put, readState, sim, spawnCli } from '../helpers/hardening.js';
 
 let bin: string;
 let base: HostRoot;
