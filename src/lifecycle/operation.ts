@@ -9,7 +9,7 @@ import type { SysfsWriter } from '../host/sysfs-writer.js';
 import { describeAction, runActions, type Action } from './actions.js';
 import { makeBackend, type Backend, type BackendName } from './backends.js';
 import { readHostState, type HostState } from './host-state.js';
-import { intentOf, recoverInterrupted, removeIntent, writeIntent, type Intent } from './intent.js';
+import { intentOf, readIntent, recoverInterrupted, removeIntent, writeIntent, type Intent } from './intent.js';
 import { withHostLock } from './lock.js';
 
 export interface LifecycleContext {
@@ -50,8 +50,9 @@ export async function runOperation<R>(
 ): Promise<OperationOutcome<R>> {
   const backend = makeBackend(lc.backend, lc.host);
   if (lc.dryRun) {
-    const p = await plan(await readHostState(lc.host), backend, null);
-    return { result: p.result, dry_run: true, actions: p.actions.map(describeAction), notes: p.notes ?? [] };
+    const pending = await pendingRecord(lc.host, command, key);
+    const p = await plan(await readHostState(lc.host), backend, pending.resume);
+    return { result: p.result, dry_run: true, actions: p.actions.map(describeAction), notes: [...pending.notes, ...(p.notes ?? [])] };
   }
   return withHostLock(
     lc.host,
@@ -83,4 +84,19 @@ export async function runOperation<R>(
       return { result: p.result, dry_run: false, actions: p.actions.map(describeAction), notes: p.notes ?? [] };
     },
   );
+}
+
+/**
+ * A dry run changes nothing, an interrupted run's record included: a re-run's dry run shows how it would
+ * finish the record; any other says that a real run would first roll it back.
+ */
+async function pendingRecord(host: HostRoot, command: string, key: string | null): Promise<{ resume: Intent | null; notes: string[] }> {
+  const pending = await readIntent(host).catch((e: Error) => e);
+  if (pending === null) return { resume: null, notes: [] };
+  if (pending instanceof Error) return { resume: null, notes: [pending.message] };
+  const same = key !== null && pending.command === command && pending.key === key;
+  const what = `a previous '${pending.command}' (pid ${pending.pid}, started ${pending.started}) was interrupted`;
+  return same
+    ? { resume: pending, notes: [`${what}; these actions finish it`] }
+    : { resume: null, notes: [`${what}; a real run first rolls it back (not shown in these actions)`] };
 }

@@ -17,7 +17,8 @@
  * And when the next command is another one (a define of another device after a killed create --define),
  * the killed run is rolled back first: the state is the one before plus that other command, nothing else.
  * A random kill can stop the simulated kernel itself half-way through a sysfs store, which a real kernel
- * never shows; torn-kernel.ts puts it back in a state a real kernel could be in first, and counts that.
+ * never shows; settleTornMdevs/settleTornPci (test/helpers/hardening.ts) put it back in a state a real
+ * kernel could be in first, and count that.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';

@@ -98,6 +98,41 @@ describe('the intent record of a killed command', () => {
     expect(s.intent).toBe(false);
   });
 
+  it('a dry run of the re-run shows the actions that finish it, with the UUIDs the killed run generated; it changes nothing', async () => {
+    const host = copyHost(base);
+    const args = ['create', '--profile', 'P40-6Q', '--count', '2', '--define'];
+    await killedAt(host, args, 2); // the record and the first device
+    const record = JSON.parse(await fs.readFile(host.path(INTENT), 'utf8')) as { creates: Array<{ uuid: string }> };
+    const [first, second] = record.creates.map((c) => c.uuid);
+    const before = await readState(host);
+    const dry = await sim(host, [...args, '--dry-run', '-o', 'json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const out = dry.json();
+    expect(out.notes[0]).toMatch(/^a previous 'create' \(pid \d+, started [^)]+\) was interrupted; these actions finish it$/);
+    expect(out.notes[1]).toBe(`took over 1 device(s) the interrupted create had made: ${first}`);
+    expect(out.actions.map((a: { summary: string }) => a.summary)).toEqual([
+      `create ${second} (P40-6Q on ${P40})`,
+      `define ${first} (P40-6Q on ${P40}), start manual`,
+      `define ${second} (P40-6Q on ${P40}), start manual`,
+    ]);
+    expect(await readState(host)).toEqual(before);
+    const other = await sim(host, ['stop', '-u', first!, '--dry-run']);
+    expect(other.stderr).toMatch(/was interrupted; a real run first rolls it back \(not shown in these actions\)/);
+    expect(await readState(host)).toEqual(before);
+  });
+
+  it('cleanup rolls an interrupted create back before it looks for leftovers', async () => {
+    const host = copyHost(base);
+    await killedAt(host, ['create', '--profile', 'P40-6Q', '--count', '2', '--define', '-u', U[0], U[1]], 4); // both devices, the first definition
+    const r = await sim(host, ['cleanup', '--orphans', '--nvidia-smi', '/nonexistent/nvidia-smi']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`rolled back: remove ${U[0]} (P40-6Q on ${P40}); remove ${U[1]} (P40-6Q on ${P40}); remove /etc/mdevctl.d/${P40}/${U[0]}, written by the interrupted run`);
+    const s = await readState(host);
+    expect(s.active).toEqual([]);
+    expect(s.defs).toEqual({});
+    expect(s.intent).toBe(false);
+  });
+
   it('a record vgpuctl did not write is refused with its path, and nothing is changed', async () => {
     const host = copyHost(base);
     await put(host, INTENT, '{"creates": "all of them"}');
