@@ -85,16 +85,22 @@ export async function writeIntent(host: HostRoot, intent: Intent): Promise<void>
     }
     await writeFileAtomic(host.path(INTENT_PATH), `${JSON.stringify(intent, null, 2)}\n`);
   } catch (e) {
+    await removeMadeDirs(host);
     throw new VgpuctlError('refused', `cannot write the intent record ${INTENT_PATH}: ${errnoOf(e) ?? e}; nothing was changed`, { cause: e });
   }
+}
+
+/** The directories writeIntent made, deepest first, as far as they are empty. */
+async function removeMadeDirs(host: HostRoot): Promise<void> {
+  const dirs = [path.dirname(host.path(INTENT_PATH)), ...[...(madeDirs.get(host.root) ?? [])].reverse()];
+  madeDirs.delete(host.root);
+  for (const d of new Set(dirs)) if ((await fs.rmdir(d).then(() => true, () => false)) === false) break;
 }
 
 /** Removes the record, and its directory when that is empty (a run leaves no trace). */
 export async function removeIntent(host: HostRoot): Promise<void> {
   await fs.rm(host.path(INTENT_PATH), { force: true });
-  const dirs = [path.dirname(host.path(INTENT_PATH)), ...[...(madeDirs.get(host.root) ?? [])].reverse()];
-  madeDirs.delete(host.root);
-  for (const d of new Set(dirs)) if ((await fs.rmdir(d).then(() => true, () => false)) === false) break;
+  await removeMadeDirs(host);
 }
 
 const isDefinitionFile = (p: string): boolean => p.startsWith(`${HOST_PATHS.mdevctlConfig}/`);

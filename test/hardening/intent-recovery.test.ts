@@ -5,12 +5,15 @@
  *   - A definition the killed run replaced or removed on the way comes back byte for byte.
  *   - A re-run that cannot finish (the device was changed meanwhile) refuses, keeps the record, and the
  *     next other command rolls it back.
+ *   - A record that cannot be written stops the command before its first change.
  *   - A record vgpuctl did not write is refused with its path, never guessed around.
+ *   - A dry run shows what a real run would do with a record; cleanup rolls one back too.
  */
 import { promises as fs } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
-import { INTENT, P40, U, buildCli, copyHost, fixtureHost, lexists, put, readState, sim, spawnCli } from '../helpers/hardening.js';
+import { snapshotTree } from '../helpers/hosts.js';
+import { INTENT, P40, U, buildCli, copyHost, fixtureHost, lexists, listTmpLitter, put, readState, sim, spawnCli, withFileFault } from '../helpers/hardening.js';
 
 let bin: string;
 let base: HostRoot;
@@ -131,6 +134,24 @@ describe('the intent record of a killed command', () => {
     expect(s.active).toEqual([]);
     expect(s.defs).toEqual({});
     expect(s.intent).toBe(false);
+  });
+
+  it('the record cannot be written (full disk, I/O error at open, write or rename): refused before any change, nothing left', async () => {
+    const stages = ['open', 'write', 'rename'] as const;
+    for (const stage of stages) {
+      for (const errno of ['ENOSPC', 'EIO']) {
+        const host = copyHost(base);
+        const before = await readState(host);
+        const tree = await snapshotTree(host.root);
+        const { result: r, fired } = await withFileFault({ file: host.path(INTENT), stage, errno }, () => sim(host, ['create', '--profile', 'P40-6Q', '--count', '2', '--define', '-u', U[0], U[1]]));
+        expect(fired, `${stage} ${errno}`).toBe(true);
+        expect(r.code, `${stage} ${errno}`).toBe(1);
+        expect(r.stderr).toBe(`vgpuctl: error: cannot write the intent record /var/lib/vgpuctl/intent.json: ${errno}; nothing was changed\n`);
+        expect(await readState(host)).toEqual(before);
+        expect(await listTmpLitter(host)).toEqual([]);
+        expect(await snapshotTree(host.root)).toEqual(tree);
+      }
+    }
   });
 
   it('a record vgpuctl did not write is refused with its path, and nothing is changed', async () => {
