@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { parseDefinition } from '../host/definitions.js';
+import { waitForOrphanedMdevctl } from '../host/mdevctl-runner.js';
 import { usageOf } from '../rules/device-users.js';
 import { runActions, writeFileAtomic, type Action } from './actions.js';
 import type { Backend } from './backends.js';
@@ -223,6 +224,8 @@ export async function recoverInterrupted(
 ): Promise<Recovery> {
   const pending = await readIntent(ex.host);
   if (pending === null) return { resume: null };
+  // mdevctl runs the killed vgpuctl started may still be writing (--backend mdevctl).
+  if ((await waitForOrphanedMdevctl(ex.host)) > 0) ex.warn('waited for mdevctl runs of the interrupted vgpuctl to finish');
   if (key !== null && pending.command === command && pending.key === key) {
     ex.warn(`${describeRun(pending)} was interrupted; finishing it`);
     return { resume: pending };

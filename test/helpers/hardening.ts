@@ -297,7 +297,10 @@ export function buildCli(): Promise<string> {
     const { build } = await import('esbuild');
     const dir = tempDir('vgpuctl-hard-cli-');
     const bin = path.join(dir, 'dist/cli/bin.js');
-    await build({ entryPoints: [path.join(REPO, 'src/cli/bin.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: bin, packages: 'external', logLevel: 'error' });
+    const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' } as const;
+    await build({ ...common, entryPoints: [path.join(REPO, 'src/cli/bin.ts')], outfile: bin });
+    // The --backend mdevctl runner, where the bundled CLI looks for it (as scripts/build-bundle.mjs places it).
+    await build({ ...common, entryPoints: [path.join(REPO, 'src/host/chroot-runner.ts')], outfile: path.join(dir, 'dist/chroot-runner.mjs') });
     for (const name of ['profiles', 'fixtures', 'node_modules']) symlinkSync(path.join(REPO, name), path.join(dir, name));
     writeFileSync(path.join(dir, 'package.json'), '{ "type": "module" }\n');
     return bin;
