@@ -66,7 +66,7 @@ export interface Executor {
 const TMP_RE = /^\..+\.vgpuctl-(\d+)\.tmp$/;
 
 /** Temporary files of vgpuctl runs that died before their rename (kill -9): removed, never read. */
-async function removeDeadTemporaries(dir: string): Promise<void> {
+export async function removeDeadTemporaries(dir: string): Promise<void> {
   for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
     const pid = Number(TMP_RE.exec(name)?.[1] ?? 0);
     if (pid <= 0 || pid === process.pid) continue;

@@ -21,10 +21,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
-import { parseDefinition } from '../host/definitions.js';
+import { linkedDefinitionDir, parseDefinition } from '../host/definitions.js';
 import { waitForOrphanedMdevctl } from '../host/mdevctl-runner.js';
 import { usageOf } from '../rules/device-users.js';
-import { runActions, writeFileAtomic, type Action } from './actions.js';
+import { removeDeadTemporaries, runActions, writeFileAtomic, type Action } from './actions.js';
 import type { Backend } from './backends.js';
 import { findTypeOn, type HostState } from './host-state.js';
 
@@ -238,6 +238,10 @@ export async function recoverInterrupted(
     } catch (e) {
       throw new VgpuctlError('refused', `${describeRun(pending)} was interrupted and cannot be rolled back: ${(e as Error).message}; the record stays in ${INTENT_PATH}`, { cause: e });
     }
+  }
+  // A file write the kill cut short leaves its temporary file (mdevctl warns about it on every listing).
+  for (const dir of new Set(pending.files.map((f) => path.posix.dirname(f.file)))) {
+    if (linkedDefinitionDir(ex.host, `${dir}/x`) === null) await removeDeadTemporaries(ex.host.path(dir));
   }
   const removing = REMOVING.has(pending.command);
   ex.warn(

@@ -399,6 +399,7 @@ describe('kill -9 at every step and at random moments, then run again once', () 
           lost.push(...definitionProblems(final).filter((p) => !/temporary file/.test(p)));
           const leftTmp = tmpFiles(final);
           totals.litter += leftTmp.length;
+          if (leftTmp.length > 0) problems.push(`temporary files left after the re-run: ${leftTmp.join(', ')}`);
           problems.push(...differences(final, finished && fullNext ? fullNext : target, known).map((d) => `after the re-run ${d}`));
           if (spec.pci) {
             const ps = await pciState(host, spec.pci);
