@@ -21,6 +21,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { snapshotTree, tempDir } from '../helpers/hosts.js';
+import { canRunMdevctlOracle } from '../helpers/tools.js';
 import { LOCK, P40, U, buildCli, copyHost, fixtureHost, lexists, readState, sim, spawnCli, writePlanFile } from '../helpers/hardening.js';
 
 const MARK = 'HOSTILE';
@@ -347,6 +348,23 @@ describe('a symbolic link planted as a definition directory (/etc/mdevctl.d/<par
       expect(await snapshotTree(host.path('/etc'))).toEqual(before);
     });
   }
+
+  it.skipIf(!canRunMdevctlOracle())('--backend mdevctl: refused before mdevctl runs (mdevctl would follow the link), nothing written through it', async () => {
+    const { host, outside } = await planted();
+    const outsideBefore = await snapshotTree(outside);
+    for (const args of [
+      ['define', '-u', U[1], '-p', P40, '-t', 'nvidia-50', '--backend', 'mdevctl'],
+      ['create', '-t', 'nvidia-50', '-p', P40, '-u', U[1], '--define', '--backend', 'mdevctl'],
+    ]) {
+      const r = await sim(host, args);
+      counts.files++;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`will not run mdevctl define on /etc/mdevctl\\.d/${P40}/${U[1]}: `));
+      expect(r.stderr).toMatch(MESSAGE);
+    }
+    expect(await snapshotTree(outside)).toEqual(outsideBefore);
+    expect((await readState(host)).active).toEqual([]);
+  });
 
   it('undefine, modify and start of the UUID behind the link do not reach it; the outside directory is untouched', async () => {
     const { host, outside } = await planted();
