@@ -15,6 +15,7 @@ import { findDeviceUnits, type DeviceUnit } from '../host/systemd-units.js';
 import { describeAction, runActions, type Action } from '../lifecycle/actions.js';
 import { makeBackend } from '../lifecycle/backends.js';
 import { definitionContent } from '../lifecycle/definitions-lookup.js';
+import { recoverInterrupted } from '../lifecycle/intent.js';
 import { findParent, findTypeOn, readHostState, type HostState } from '../lifecycle/host-state.js';
 import { withHostLock } from '../lifecycle/lock.js';
 import type { LifecycleContext } from '../lifecycle/operation.js';
@@ -195,5 +196,9 @@ export async function cleanup(lc: LifecycleContext, opts: CleanupOptions): Promi
     return report;
   };
   if (lc.dryRun) return work();
-  return withHostLock(lc.host, { timeoutMs: lc.lockTimeoutMs, command: 'cleanup', onTakeover: (pid) => lc.warn(`took over the lock of vgpuctl pid ${pid}, which is no longer running`) }, work);
+  return withHostLock(lc.host, { timeoutMs: lc.lockTimeoutMs, command: 'cleanup', onTakeover: (pid) => lc.warn(`took over the lock of vgpuctl pid ${pid}, which is no longer running`) }, async () => {
+    // An interrupted create, define, ... (src/lifecycle/intent.ts) is rolled back before clean-up looks for leftovers.
+    await recoverInterrupted({ host: lc.host, writer: lc.writer, warn: lc.warn }, () => readHostState(lc.host), makeBackend(lc.backend, lc.host), 'cleanup', null);
+    return work();
+  });
 }

@@ -4,7 +4,7 @@
  * with two spaces and no trailing newline (what mdevctl 1.2 writes). Sharing the format means either tool
  * reads what the other wrote.
  */
-import { lstatSync, statSync } from 'node:fs';
+import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { HOST_PATHS, type HostRoot, hostReadError, readFileText } from './host-root.js';
@@ -65,6 +65,74 @@ export function definitionPath(host: HostRoot, parent: string, uuid: string): st
   return path.join(host.path(HOST_PATHS.mdevctlConfig), parent, uuid);
 }
 
+/*
+ * Links in the definition tree. mdevctl makes /etc/mdevctl.d/<parent> itself, as a directory; a symbolic
+ * link there was put by someone else, and following it would read definitions from (and write them into)
+ * a directory nobody chose: such a directory is reported and never followed, read or written, and the
+ * rest of the listing goes on. /etc/mdevctl.d itself may be a link (a stateless host keeps it on
+ * persistent storage, and mdevctl follows it): it is followed when it leads to a directory inside the
+ * root, so under --root a link to the machine's own /etc never is.
+ */
+const linkTarget = (p: string): string => {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '?';
+  }
+};
+
+/** Why /etc/mdevctl.d (when it is a link) is not followed, or null. */
+function linkedBaseProblem(host: HostRoot): DefinitionProblem | null {
+  const base = host.path(HOST_PATHS.mdevctlConfig);
+  const st = lstatOrNull(base);
+  if (!st?.isSymbolicLink()) return null;
+  const file = HOST_PATHS.mdevctlConfig;
+  let real: string;
+  try {
+    real = realpathSync(base);
+  } catch {
+    return { file, problem: `is a symbolic link (to ${linkTarget(base)}) that leads nowhere; definitions cannot be read or written until it leads to a directory` };
+  }
+  const root = realpathSync(host.root);
+  const inside = host.isSystemRoot || real === root || real.startsWith(`${root}/`);
+  if (!inside) {
+    return { file, problem: `is a symbolic link (to ${linkTarget(base)}) that leads outside the root ${host.root}; vgpuctl does not follow it` };
+  }
+  if (!statSync(real).isDirectory()) return { file, problem: `is a symbolic link (to ${linkTarget(base)}) to something that is not a directory` };
+  return null;
+}
+
+const lstatOrNull = (p: string) => {
+  try {
+    return lstatSync(p);
+  } catch {
+    return null;
+  }
+};
+
+/** Why /etc/mdevctl.d/<parent> is not followed (it is a symbolic link), or null. */
+function linkedParentProblem(host: HostRoot, parent: string): DefinitionProblem | null {
+  const dir = path.join(host.path(HOST_PATHS.mdevctlConfig), parent);
+  if (!lstatOrNull(dir)?.isSymbolicLink()) return null;
+  return {
+    file: host.hostPathOf(dir),
+    problem: `is a symbolic link (to ${linkTarget(dir)}), not a directory; vgpuctl neither reads nor writes definitions through it — look at it, and if the definitions behind it are yours, replace the link by a real directory holding them`,
+  };
+}
+
+/**
+ * A linked directory on the way to a file under /etc/mdevctl.d (host path), or null: what a change of that
+ * file must refuse (sysfs backend and mdevctl backend alike).
+ */
+export function linkedDefinitionDir(host: HostRoot, hostFile: string): DefinitionProblem | null {
+  const prefix = `${HOST_PATHS.mdevctlConfig}/`;
+  if (!hostFile.startsWith(prefix)) return null;
+  const base = linkedBaseProblem(host);
+  if (base) return base;
+  const parent = hostFile.slice(prefix.length).split('/')[0]!;
+  return parent === '' || !hostFile.slice(prefix.length).includes('/') ? null : linkedParentProblem(host, parent);
+}
+
 /**
  * Every definition, sorted by parent then UUID. A file that is not a valid definition is reported in
  * `problems` and skipped (mdevctl aborts the whole listing; an operator is better served by the rest).
@@ -77,10 +145,17 @@ async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Defin
   const base = host.path(HOST_PATHS.mdevctlConfig);
   const definitions: Definition[] = [];
   const problems: DefinitionProblem[] = [];
+  const baseProblem = linkedBaseProblem(host);
+  if (baseProblem) return { definitions, problems: [baseProblem] };
   const parents = (await host.list(base)).filter((p) => p !== 'scripts.d');
   await Promise.all(
     parents.map(async (parent) => {
       const dir = path.join(base, parent);
+      const linked = linkedParentProblem(host, parent);
+      if (linked) {
+        problems.push(linked);
+        return;
+      }
       let stat;
       try {
         stat = statSync(dir);

@@ -1,6 +1,12 @@
 /**
  * Validation of the identifiers an operator types: UUIDs, parent names, type ids, PCI addresses. Each
  * is checked before any path is built from it, so `../` or `/` never reaches the file system.
+ *
+ * White space is handled the same way for every identifier (-u, -p, -t, and plan files): it is refused,
+ * never trimmed. mdevctl does the same (its UUID parser refuses " UUID", and a parent or type with a
+ * blank is a name no device has), and a blank around an identifier usually means a quoting mistake in a
+ * script, which the operator should see rather than have vgpuctl guess around. The refusal names the
+ * identifier without the blanks, so the fix is a copy away.
  */
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 
@@ -14,8 +20,19 @@ const TYPE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$/;
 export const isUuid = (s: string): boolean => UUID_RE.test(s.toLowerCase());
 export const isPciAddress = (s: string): boolean => FULL_PCI_RE.test(s);
 
+/** Refuses an identifier with white space around it (exit 2), saying what it would be without. */
+function refuseSurroundingSpace(input: string, what: string): void {
+  const bare = input.trim();
+  if (bare === input || bare === '') return;
+  throw new VgpuctlError(
+    'invalid-input',
+    `${JSON.stringify(input)} has white space around it; vgpuctl takes ${what} exactly as written (as mdevctl does): did you mean ${JSON.stringify(bare)}? Check the quoting in your script`,
+  );
+}
+
 export function normalizeUuid(input: string): string {
-  const s = input.trim().toLowerCase();
+  refuseSurroundingSpace(input, 'a UUID');
+  const s = input.toLowerCase();
   if (!UUID_RE.test(s)) {
     throw new VgpuctlError(
       'invalid-input',
@@ -30,6 +47,7 @@ export function normalizeUuid(input: string): string {
  * (82:00.0) or upper case and normalised to the kernel's spelling; other device names pass unchanged.
  */
 export function normalizeParent(input: string): string {
+  refuseSurroundingSpace(input, 'a parent device');
   const s = input;
   const lower = s.toLowerCase();
   if (FULL_PCI_RE.test(lower)) return lower;
@@ -50,9 +68,17 @@ export function normalizeParent(input: string): string {
 }
 
 export function validateTypeId(input: string): string {
-  const s = input.trim();
+  refuseSurroundingSpace(input, 'a type id');
+  const s = input;
   if (s.includes('/') || s.includes('..') || !TYPE_ID_RE.test(s)) {
     throw new VgpuctlError('invalid-input', `${JSON.stringify(input)} is not an mdev type id; type ids look like nvidia-286 (see 'vgpuctl types')`);
   }
   return s;
+}
+
+/** A vGPU profile name as the operator writes it (P40-12C, A100D-2-20C). */
+export function validateProfileName(input: string): string {
+  refuseSurroundingSpace(input, 'a profile name');
+  if (!/^[A-Za-z0-9-]+$/.test(input)) throw new VgpuctlError('invalid-input', `${JSON.stringify(input)} is not a profile name; profiles look like P40-12C`);
+  return input;
 }

@@ -2,7 +2,7 @@
  * Runs the real mdevctl: directly on a real host (root /), or inside the tree of a simulated root through
  * a private mount namespace and chroot (see chroot-runner.ts). Argument arrays only, with a time limit.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
@@ -53,4 +53,30 @@ export async function runMdevctl(host: HostRoot, args: string[], options: Mdevct
     if (e instanceof VgpuctlError) throw e;
     throw new VgpuctlError('command', `could not run mdevctl: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/**
+ * mdevctl runs of a vgpuctl killed with kill -9 go on (the kernel kills no child with its parent): the run
+ * that takes over from it waits for them, so the two never write the same definition at once. Looks in this
+ * machine's process table (not the root's /proc: these are our own processes): on a real host every
+ * mdevctl, under a simulated root a chroot runner started for that root (by any vgpuctl build). Bounded by mdevctl's own time limit.
+ */
+export async function waitForOrphanedMdevctl(host: HostRoot, timeoutMs = 30_000): Promise<number> {
+  const mine = async (): Promise<number> => {
+    let n = 0;
+    for (const pid of await fs.readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+      const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      const ours = host.isSystemRoot ? path.basename(argv[0] ?? '') === 'mdevctl' : argv.some((a) => /chroot-runner\.m?js$/.test(a)) && argv.includes(host.root);
+      if (ours) n++;
+    }
+    return n;
+  };
+  const deadline = Date.now() + timeoutMs;
+  let waited = 0;
+  while ((await mine()) > 0 && Date.now() < deadline) {
+    waited++;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return waited;
 }

@@ -8,6 +8,8 @@ export interface SysfsWriter {
   readonly simulated: boolean;
   /** Writes `data` to an existing kernel attribute; rejects with a Node errno error (code EEXIST, …). */
   write(realPath: string, data: string): Promise<void>;
+  /** Called between the steps of a changing command (intent record written, each action done): the simulator's crash tests kill the process there. */
+  step?(): void;
 }
 
 /** Writes straight to sysfs: open without O_CREAT (a missing attribute is ENOENT, as in the kernel). */

@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import { linkedDefinitionDir } from '../host/definitions.js';
 import type { HostRoot } from '../host/host-root.js';
 import { runMdevctl } from '../host/mdevctl-runner.js';
 import type { SysfsWriter } from '../host/sysfs-writer.js';
@@ -65,7 +66,7 @@ export interface Executor {
 const TMP_RE = /^\..+\.vgpuctl-(\d+)\.tmp$/;
 
 /** Temporary files of vgpuctl runs that died before their rename (kill -9): removed, never read. */
-async function removeDeadTemporaries(dir: string): Promise<void> {
+export async function removeDeadTemporaries(dir: string): Promise<void> {
   for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
     const pid = Number(TMP_RE.exec(name)?.[1] ?? 0);
     if (pid <= 0 || pid === process.pid) continue;
@@ -116,7 +117,16 @@ async function refuseLink(ex: Executor, hostPath: string, verb: string): Promise
   );
 }
 
+/** A definition is never written or removed through a linked /etc/mdevctl.d/<parent> (definitions.ts). */
+function refuseLinkedDefinitionDir(ex: Executor, hostPath: string, verb: string): void {
+  const p = linkedDefinitionDir(ex.host, hostPath);
+  if (p) throw new VgpuctlError('refused', `will not ${verb} ${hostPath}: ${p.file} ${p.problem}`);
+}
+
 async function perform(ex: Executor, a: Action): Promise<void> {
+  if (a.kind === 'write-file' || a.kind === 'remove-file' || a.kind === 'write-link') refuseLinkedDefinitionDir(ex, a.path, a.kind === 'remove-file' ? 'remove' : 'write');
+  // mdevctl would follow the link itself: the same check before it runs on a definition.
+  if (a.kind === 'mdevctl') refuseLinkedDefinitionDir(ex, a.ctx.path, `run mdevctl ${a.args[0] ?? ''} on`);
   switch (a.kind) {
     case 'sysfs-write':
       try {
@@ -184,6 +194,7 @@ export async function runActions(ex: Executor, actions: Action[]): Promise<RunRe
     try {
       await perform(ex, a);
       done.push(a);
+      ex.writer.step?.();
     } catch (e) {
       const undone: string[] = [];
       const undoFailed: string[] = [];

@@ -20,9 +20,10 @@ export interface DefineResult {
 }
 
 export async function defineDevice(lc: LifecycleContext, req: DefineRequest): Promise<OperationOutcome<DefineResult>> {
+  const key = JSON.stringify({ uuid: req.uuid, parent: req.parent ?? null, selector: req.selector ?? null, start: req.start, force: req.force ?? false });
   // vendor-VFIO vGPUs (named by their VF, defined in vgpuctl's own file): src/vendor-vfio/definitions.ts.
   if (await vendorRefRoute(lc, req.uuid, req.parent)) return vendorDefine(lc, { ...req, ref: req.uuid });
-  return runOperation(lc, 'define', async (state, backend) => {
+  return runOperation(lc, 'define', async (state, backend, resume) => {
     const active = activeDevice(state, req.uuid);
     let parent = req.parent ?? active?.parent;
     if (parent === undefined) {
@@ -60,6 +61,12 @@ export async function defineDevice(lc: LifecycleContext, req: DefineRequest): Pr
     // The file this writes must be a definition or nothing: never a link, never a file vgpuctl cannot read.
     refuseBrokenDefinition(state, req.uuid, parent);
     const existing = definitionsOf(state, req.uuid);
+    const done = existing.length === 1 && existing[0]!.parent === parent && existing[0]!.type === type && existing[0]!.start === req.start;
+    if (resume && done) {
+      // The interrupted define of this very request had written it (its record still says what was there before).
+      const replaced = resume.files.some((f) => f.before !== null);
+      return { actions: [], notes: ['the interrupted define had already written the definition'], result: { defined: { uuid: req.uuid, parent, type, profile, start: req.start, replaced } } };
+    }
     if (existing.length > 0 && !req.force) {
       const e = existing[0]!;
       throw new VgpuctlError('refused', `${req.uuid} is already defined (${e.type} on ${e.parent}, start ${e.start}, ${e.file}); use --force to replace the definition`);
@@ -73,5 +80,5 @@ export async function defineDevice(lc: LifecycleContext, req: DefineRequest): Pr
     const attrs = previous && previous.type === type && previous.parent === parent ? previous.attrs : [];
     const actions = backend.define({ uuid: req.uuid, parent, type, profile, start: req.start, attrs }, previous, previousContent);
     return { actions, result: { defined: { uuid: req.uuid, parent, type, profile, start: req.start, replaced: previous !== null } } };
-  });
+  }, key);
 }

@@ -28,12 +28,15 @@ export async function destroyDevice(lc: LifecycleContext, req: DestroyRequest): 
     return { ...v, result: { destroyed: { uuid: v.result.uuid, vf: v.result.vf, stopped: v.result.stopped, undefined: v.result.undefined, units_removed: [] } } };
   }
   const units = await findDeviceUnits(lc.host);
-  return runOperation(lc, 'destroy', async (state, backend) => {
+  const key = JSON.stringify({ uuid: req.uuid, keepDefinition: req.keepDefinition ?? false, force: req.force ?? false });
+  return runOperation(lc, 'destroy', async (state, backend, resume) => {
     const { uuid } = req;
     const active = activeDevice(state, uuid);
     const defs = req.keepDefinition ? [] : definitionsOf(state, uuid);
     const mine = units.filter((u) => u.uuid === uuid);
     if (!active && definitionsOf(state, uuid).length === 0 && mine.length === 0) {
+      // The interrupted destroy of this very request had done it all.
+      if (resume) return { actions: [], notes: ['the interrupted destroy had already removed everything'], result: { destroyed: { uuid, stopped: false, undefined: [], units_removed: [] } } };
       throw new VgpuctlError('not-found', `no mdev ${uuid} on this host: not active, not defined, no boot unit; see 'vgpuctl list --all'`);
     }
     checkNotInUse(state.users, uuid, 'destroy', req.force ?? false);
@@ -63,5 +66,5 @@ export async function destroyDevice(lc: LifecycleContext, req: DestroyRequest): 
       notes,
       result: { destroyed: { uuid, stopped: active !== undefined, undefined: defs.map((d) => d.parent), units_removed: mine.map((u) => u.path) } },
     };
-  });
+  }, key);
 }

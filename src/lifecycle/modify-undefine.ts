@@ -19,7 +19,7 @@ export async function modifyStart(
       actions: [backend.setStart(def, await definitionContent(state, def), start)],
       result: { modified: [{ uuid, parent: def.parent, start }] },
     };
-  });
+  }, JSON.stringify({ uuid, start, parent: parent ?? null }));
 }
 
 export async function undefineDevice(
@@ -28,12 +28,13 @@ export async function undefineDevice(
   parent?: string,
 ): Promise<OperationOutcome<{ undefined: Array<{ uuid: string; parent: string; type: string }> }>> {
   if (await vendorRefRoute(lc, uuid, parent)) return vendorUndefine(lc, uuid, parent); // vendor-VFIO (src/vendor-vfio)
-  return runOperation(lc, 'undefine', async (state, backend) => {
+  return runOperation(lc, 'undefine', async (state, backend, resume) => {
     const defs = definitionsOf(state, uuid, parent);
+    if (defs.length === 0 && resume) return { actions: [], notes: ['the interrupted undefine had already removed the definition'], result: { undefined: [] } };
     if (defs.length === 0) refuseBrokenDefinition(state, uuid, parent);
     if (defs.length === 0) throw new VgpuctlError('not-found', `no definition of ${uuid}${parent ? ` under ${parent}` : ''}; see 'vgpuctl list --defined'`);
     const actions: Action[] = [];
     for (const d of defs) actions.push(backend.undefine(d, await definitionContent(state, d)));
     return { actions, result: { undefined: defs.map((d) => ({ uuid, parent: d.parent, type: d.type })) } };
-  });
+  }, JSON.stringify({ uuid, parent: parent ?? null }));
 }

@@ -13,11 +13,16 @@ export interface StartResult {
 
 export async function startDevice(lc: LifecycleContext, uuid: string, parent?: string): Promise<OperationOutcome<StartResult>> {
   if (await isVendorHandle(lc, uuid)) return vendorStart(lc, uuid); // vendor-VFIO (src/vendor-vfio)
-  return runOperation(lc, 'start', (state, backend) => {
+  return runOperation(lc, 'start', (state, backend, resume) => {
     const def = oneDefinition(state, uuid, parent);
     const active = activeDevice(state, uuid);
     if (active) {
       if (active.parent === def.parent && active.type === def.type) {
+        if (resume) {
+          // The interrupted start had made the device: write its attributes again (sysfs backend; mdevctl writes them with the create).
+          const profile = findTypeOn(state, def.parent, def.type)?.profile?.profile ?? null;
+          return { actions: backend.start(def, profile).slice(1), result: { started: [{ uuid, parent: def.parent, type: def.type, profile }] } };
+        }
         return { actions: [], result: { started: [] }, notes: [`${uuid} is already active (${def.type} on ${def.parent})`] };
       }
       throw new VgpuctlError('refused', `${uuid} is already active as ${active.type} on ${active.parent}, not as defined (${def.type} on ${def.parent}); stop it first`);
@@ -33,7 +38,7 @@ export async function startDevice(lc: LifecycleContext, uuid: string, parent?: s
     const gpu = state.gpuOfParent.get(def.parent)!;
     const actions = backend.start(def, profile, { usage: typeUsage(state, gpu, placed!.type) });
     return { actions, result: { started: [{ uuid, parent: def.parent, type: def.type, profile }] } };
-  });
+  }, JSON.stringify({ uuid, parent: parent ?? null }));
 }
 
 export interface AutostartResult {
@@ -80,8 +85,9 @@ export async function stopDevice(lc: LifecycleContext, uuid: string, force = fal
     const v = await vendorDestroy(lc, uuid, { keepDefinition: true, force, verb: 'stop' });
     return { ...v, result: { stopped: v.actions.length > 0 ? [{ uuid: v.result.uuid, parent: v.result.vf, type: v.result.type }] : [] } };
   }
-  return runOperation(lc, 'stop', (state, backend) => {
+  return runOperation(lc, 'stop', (state, backend, resume) => {
     const active = activeDevice(state, uuid);
+    if (!active && resume) return { actions: [], result: { stopped: [] }, notes: ['the interrupted stop had already removed the device'] };
     if (!active) {
       if (state.definitions.some((d) => d.uuid === uuid)) return { actions: [], result: { stopped: [] }, notes: [`${uuid} is not active (already stopped)`] };
       throw new VgpuctlError('not-found', `no mdev ${uuid} on this host, active or defined; see 'vgpuctl list --all'`);
@@ -92,5 +98,5 @@ export async function stopDevice(lc: LifecycleContext, uuid: string, force = fal
       actions: [backend.remove({ uuid, parent: active.parent, type: active.type, profile })],
       result: { stopped: [{ uuid, parent: active.parent, type: active.type }] },
     };
-  });
+  }, JSON.stringify({ uuid, force }));
 }

@@ -8,9 +8,11 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
+import { linkedDefinitionDir } from '../host/definitions.js';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { describeAction, runActions, writeFileAtomic, type Action } from '../lifecycle/actions.js';
 import { makeBackend } from '../lifecycle/backends.js';
+import { recoverInterrupted } from '../lifecycle/intent.js';
 import { readHostState, findTypeOn, type HostState } from '../lifecycle/host-state.js';
 import { LOCK_PATH, withHostLock } from '../lifecycle/lock.js';
 import type { LifecycleContext } from '../lifecycle/operation.js';
@@ -64,7 +66,11 @@ const pidAlive = (pid: number): boolean => {
  */
 async function removeDeadTempFiles(host: HostRoot): Promise<string[]> {
   const base = host.path(HOST_PATHS.mdevctlConfig);
-  const parents = (await fs.readdir(base).catch(() => [] as string[])).filter((p) => p !== 'scripts.d').map((p) => path.join(base, p));
+  // Never inside a linked parent directory (definitions.ts): nothing is removed through a link.
+  const parents = (await fs.readdir(base).catch(() => [] as string[]))
+    .filter((p) => p !== 'scripts.d')
+    .map((p) => path.join(base, p))
+    .filter((p) => linkedDefinitionDir(host, host.hostPathOf(path.join(p, 'x'))) === null);
   const dirs = [...parents, path.dirname(host.path(JOURNAL_PATH)), path.dirname(host.path(LOCK_PATH))];
   const removed: string[] = [];
   for (const dir of dirs) {
@@ -219,6 +225,8 @@ export async function applyPlan(lc: LifecycleContext, plan: Plan, prune: boolean
     lc.host,
     { timeoutMs: lc.lockTimeoutMs, command: 'apply', onTakeover: (pid) => lc.warn(`took over the lock of vgpuctl pid ${pid}, which is no longer running`) },
     async () => {
+      // An interrupted create, define, ... (src/lifecycle/intent.ts) is rolled back before the plan reads the host.
+      await recoverInterrupted({ host: lc.host, writer: lc.writer, warn: lc.warn }, () => readHostState(lc.host), makeBackend(lc.backend, lc.host), 'apply', null);
       const litter = await removeDeadTempFiles(lc.host);
       if (litter.length > 0) lc.warn(`removed ${litter.length} temporary file(s) an interrupted vgpuctl left behind: ${litter.join(', ')}`);
       const journal = await readJournal(lc.host);

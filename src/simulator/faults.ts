@@ -25,10 +25,22 @@ export function parseFaults(spec: string | undefined): Fault[] {
   });
 }
 
-/** VGPUCTL_SIM_CRASH_AFTER=n: the process kills itself (SIGKILL) right after its n-th simulated write. */
-export function parseCrashAfter(spec: string | undefined): number | null {
+/**
+ * VGPUCTL_SIM_CRASH_AFTER: where the process kills itself (SIGKILL), for the crash tests.
+ *   n       right after its n-th simulated sysfs write;
+ *   step:n  right after its n-th step: a changing command's steps are writing its intent record, then each
+ *           of its actions (sysfs write, definition file written or removed, link, mdevctl run) — so file
+ *           writes are kill points too.
+ */
+export interface CrashPoint {
+  after: 'write' | 'step';
+  n: number;
+}
+
+export function parseCrashAfter(spec: string | undefined): CrashPoint | null {
   if (spec === undefined || spec === '') return null;
-  const r = z.coerce.number().int().positive().safeParse(spec);
-  if (!r.success) throw new VgpuctlError('usage', `VGPUCTL_SIM_CRASH_AFTER must be a positive whole number, not ${JSON.stringify(spec)}`);
-  return r.data;
+  const m = /^(step:)?(.*)$/.exec(spec)!;
+  const r = z.coerce.number().int().positive().safeParse(m[2]);
+  if (!r.success) throw new VgpuctlError('usage', `VGPUCTL_SIM_CRASH_AFTER must be a positive whole number (sysfs writes) or step:N, not ${JSON.stringify(spec)}`);
+  return { after: m[1] ? 'step' : 'write', n: r.data };
 }

@@ -8,7 +8,7 @@ import type { HostRoot } from '../host/host-root.js';
 import type { KnownTypes } from '../host/mdev.js';
 import type { SysfsWriter } from '../host/sysfs-writer.js';
 import { errnoError } from '../host/sysfs-writer.js';
-import type { Fault } from './faults.js';
+import type { CrashPoint, Fault } from './faults.js';
 import { simulateCreate, simulateRemove } from './kernel.js';
 import { simulatePciWrite } from './pci-binding.js';
 import { simulateSriovNumvfs, simulateVendorWrite } from './vendor-vfio.js';
@@ -16,19 +16,24 @@ import { simulateSriovNumvfs, simulateVendorWrite } from './vendor-vfio.js';
 export class SimulatedSysfsWriter implements SysfsWriter {
   readonly simulated = true;
 
-  private readonly counts = { create: 0, remove: 0, any: 0 };
+  private readonly counts = { create: 0, remove: 0, any: 0, steps: 0 };
   /** The types this writer's simulated kernel read and wrote: read once per command, not at every create (see KnownTypes). */
   private readonly known: KnownTypes = new Map();
 
   constructor(
     private readonly host: HostRoot,
     private readonly faults: Fault[] = [],
-    /** Crash tests: SIGKILL this process right after the n-th write (VGPUCTL_SIM_CRASH_AFTER). */
-    private readonly crashAfter: number | null = null,
+    /** Crash tests: SIGKILL this process right after the n-th write or step (VGPUCTL_SIM_CRASH_AFTER). */
+    private readonly crashAfter: CrashPoint | null = null,
   ) {}
 
   private maybeCrash(): void {
-    if (this.crashAfter !== null && this.counts.any === this.crashAfter) process.kill(process.pid, 'SIGKILL');
+    if (this.crashAfter?.after === 'write' && this.counts.any === this.crashAfter.n) process.kill(process.pid, 'SIGKILL');
+  }
+
+  step(): void {
+    this.counts.steps++;
+    if (this.crashAfter?.after === 'step' && this.counts.steps === this.crashAfter.n) process.kill(process.pid, 'SIGKILL');
   }
 
   private injectFault(name: string): void {

@@ -2,8 +2,8 @@
  * Fake external tools for cleanup and health tests: small `#!/bin/sh` scripts that print what the real
  * tools print (`nvidia-smi vgpu -q` in the driver's own layout) or record how they were called (systemctl).
  */
-import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fakeTool } from '../helpers/hardening.js';
 import { tempDir } from '../helpers/hosts.js';
 
 /**
@@ -127,34 +127,27 @@ export function vgpuQuery(gpus: Array<{ busId: string; vgpus: FakeVgpu[] }>): st
   );
 }
 
-function script(dir: string, name: string, body: string): string {
-  const p = path.join(dir, name);
-  writeFileSync(p, `#!/bin/sh\n${body}`);
-  chmodSync(p, 0o755);
-  return p;
-}
-
 /** A fake nvidia-smi that prints `output` for `vgpu -q` (and refuses anything else). */
 export function fakeNvidiaSmi(output: string, dir = tempDir('vgpuctl-tools-')): string {
-  return script(
-    dir,
+  return fakeTool(
     'nvidia-smi',
     `if [ "$1" != vgpu ] || [ "$2" != -q ]; then echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 2; fi
 cat <<'NVSMI_EOF'
 ${output.replace(/\n$/, '')}
 NVSMI_EOF
 `,
+    dir,
   );
 }
 
 /** A fake nvidia-smi that hangs (a wedged driver): a shell whose child sleeps 30 s. */
 export function hangingNvidiaSmi(dir = tempDir('vgpuctl-tools-')): string {
-  return script(dir, 'nvidia-smi', 'sleep 30\necho never\n');
+  return fakeTool('nvidia-smi', 'sleep 30\necho never\n', dir);
 }
 
 /** A fake systemctl that appends its arguments to `log` and says every unit is active. */
 export function fakeSystemctl(dir = tempDir('vgpuctl-tools-')): { path: string; log: string } {
   const log = path.join(dir, 'systemctl.log');
-  const p = script(dir, 'systemctl', `echo "$*" >> '${log}'\n[ "$1" = is-active ] && echo active\nexit 0\n`);
+  const p = fakeTool('systemctl', `echo "$*" >> '${log}'\n[ "$1" = is-active ] && echo active\nexit 0\n`, dir);
   return { path: p, log };
 }

@@ -3,11 +3,12 @@
  * them, left-over nvidia-vgpu-mgr processes, y-k8s-n-1 still running on 334855e2-..., plus orphan
  * definitions, an undefined active mdev and stale nvidia-mdev@ units.
  */
-import { chmodSync, promises as fs, writeFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cli } from '../helpers/cli.js';
 import { hostFrom, snapshotTree, tempDir } from '../helpers/hosts.js';
+import { fakeTool } from '../helpers/hardening.js';
 import { fakeNvidiaSmi, fakeSystemctl, vgpuQuery } from './fake-tools.js';
 
 const GPU = '0000:82:00.0';
@@ -213,17 +214,13 @@ describe("cleanup on seed 004's end state (leftovers fixture)", () => {
     const { root, tools } = await setup();
     await stopVm(root);
     const dir = tempDir('vgpuctl-tools-');
-    const failing = path.join(dir, 'systemctl-failing');
-    writeFileSync(failing, '#!/bin/sh\necho "Failed to restart nvidia-vgpu-mgr.service: Unit nvidia-vgpu-mgr.service not found." >&2\nexit 5\n');
-    chmodSync(failing, 0o755);
+    const failing = fakeTool('systemctl-failing', 'echo "Failed to restart nvidia-vgpu-mgr.service: Unit nvidia-vgpu-mgr.service not found." >&2\nexit 5\n', dir);
     const r = await cli(['--root', root, '--simulate', 'cleanup', '--restart-vgpu-mgr', ...tools, '--systemctl', failing]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/systemctl restart nvidia-vgpu-mgr\.service failed \(exit 5\): Failed to restart .*not found\.; the other clean-up steps were done/);
     await expect(fs.lstat(path.join(root, STALE_UNIT_PATHS[0]!))).rejects.toThrow(/ENOENT/);
 
-    const hanging = path.join(dir, 'systemctl-hanging');
-    writeFileSync(hanging, '#!/bin/sh\nsleep 30\n');
-    chmodSync(hanging, 0o755);
+    const hanging = fakeTool('systemctl-hanging', 'sleep 30\n', dir);
     const started = Date.now();
     const h = await cli(['--root', root, '--simulate', 'cleanup', '--restart-vgpu-mgr', '--timeout', '1', ...tools, '--systemctl', hanging]);
     expect(Date.now() - started).toBeLessThan(5000);

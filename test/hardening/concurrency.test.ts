@@ -23,7 +23,7 @@ import {
   spawnCli,
   writePlanFile,
   type ChildResult,
-} from './hardening-helpers.js';
+} from '../helpers/hardening.js';
 
 /** The refusal once both instances are taken (the placement rule's sentence, or the driver's via the simulator). */
 const NONE_LEFT = /^vgpuctl: error: no instances of P40-12C (\(nvidia-286\) )?left on 0000:82:00\.0: 2 of 2 in use; free one, or pick another GPU \(vgpuctl types --available\)\n$/;
@@ -154,28 +154,36 @@ describe('a lock whose holder was killed with SIGKILL', () => {
     expect(await lexists(host.path(LOCK))).toBe(true);
     const next = await sim(host, ['create', '--profile', 'P40-12C', '-u', U[1], '--lock-timeout', '2']);
     expect(next.code, next.stderr).toBe(0);
-    expect(next.stderr).toBe(`vgpuctl: warning: took over the lock of vgpuctl pid ${killed.pid}, which is no longer running\n`);
+    expect(next.stderr).toMatch(
+      new RegExp(
+        `^vgpuctl: warning: took over the lock of vgpuctl pid ${killed.pid}, which is no longer running\n` +
+          `vgpuctl: warning: a previous 'create' \\(pid ${killed.pid}, started [^)]+\\) was interrupted; rolled back: remove ${U[0]} \\(P40-12C on ${P40}\\)\n$`,
+      ),
+    );
     expect(next.stdout).toBe(`${U[1]}\n`);
     expect(await lexists(host.path(LOCK))).toBe(false);
-    // The killed run made its device before it died; nothing else is there.
-    expect(await activeDevices(host)).toEqual([`${U[0]} ${P40} nvidia-286`, `${U[1]} ${P40} nvidia-286`].sort());
+    // The killed run made its device before it died; the next (other) command took it back first.
+    expect(await activeDevices(host)).toEqual([`${U[1]} ${P40} nvidia-286`]);
   }, 60_000);
 
-  it('four runs racing for the stale lock change the host one at a time: exactly the remaining capacity succeeds', async () => {
+  it('four runs racing for the stale lock change the host one at a time: the killed run is rolled back once, then exactly the capacity succeeds', async () => {
     const host = copyHost(p40);
     const killed = await spawnCli(bin, host, ['create', '--profile', 'P40-12C', '-u', U[0]], { env: { VGPUCTL_SIM_CRASH_AFTER: '1' } });
     expect(killed.signal).toBe('SIGKILL');
     const results = await Promise.all(Array.from({ length: 4 }, () => spawnCli(bin, host, ['create', '--profile', 'P40-12C'])));
     counts.runs += 5;
     const winners = results.filter((r) => r.code === 0);
-    expect(winners.length, results.map((r) => r.stderr).join('|')).toBe(1);
+    // The first to take the lock rolls the killed create back (its device goes): both P40-12C slots are free.
+    expect(winners.length, results.map((r) => r.stderr).join('|')).toBe(2);
+    expect(results.filter((r) => /was interrupted; rolled back: remove /.test(r.stderr)).length).toBe(1);
     const takeovers = results.filter((r) => r.stderr.includes(`took over the lock of vgpuctl pid ${killed.pid}, which is no longer running`));
     expect(takeovers.length).toBeGreaterThanOrEqual(1);
     for (const r of results.filter((x) => x.code !== 0)) {
-      const withoutWarning = { ...r, stderr: r.stderr.replace(/^vgpuctl: warning: took over the lock.*\n/m, '') };
+      const withoutWarning = { ...r, stderr: r.stderr.replace(/^vgpuctl: warning: (took over the lock|a previous 'create').*\n/gm, '') };
       expect(cleanFailure(withoutWarning, NONE_LEFT)).toEqual([]);
     }
     expect((await activeDevices(host)).length).toBe(2);
+    expect(await activeDevices(host)).not.toContain(`${U[0]} ${P40} nvidia-286`);
     expect(await lexists(host.path(LOCK))).toBe(false);
   }, 60_000);
 });

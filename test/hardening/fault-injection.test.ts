@@ -42,7 +42,7 @@ import {
   type FileStage,
   type TreeState,
   type WritePoint,
-} from './hardening-helpers.js';
+} from '../helpers/hardening.js';
 
 const ERRNOS = ['EIO', 'ENOSPC', 'EBUSY', 'EINVAL'] as const;
 

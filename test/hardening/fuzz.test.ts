@@ -20,14 +20,14 @@ import { VgpuctlError } from '../../src/errors/vgpuctl-error.js';
 import { parseVgpuQuery } from '../../src/cleanup/nvidia-smi-vgpu.js';
 import { parseDefinition, readDefinitions } from '../../src/host/definitions.js';
 import { HostRoot } from '../../src/host/host-root.js';
-import { normalizeParent, normalizeUuid, validateTypeId } from '../../src/host/identifiers.js';
+import { normalizeParent, normalizeUuid, validateProfileName, validateTypeId } from '../../src/host/identifiers.js';
 import { parseTypeDescription, parseFramebufferMib } from '../../src/host/type-description.js';
 import { parseProfileName, parseTypeName } from '../../src/host/type-name.js';
 import { parsePlanText } from '../../src/plan/plan-file.js';
 import { parseCreatableVgpuTypes } from '../../src/vendor-vfio/creatable.js';
 import { cli } from '../helpers/cli.js';
 import { snapshotTree, tempDir } from '../helpers/hosts.js';
-import { P40, U, fixtureHost } from './hardening-helpers.js';
+import { P40, U, fixtureHost } from '../helpers/hardening.js';
 
 const RUNS = Number(process.env['VGPUCTL_FUZZ_RUNS'] ?? 2000);
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -132,6 +132,40 @@ describe('CLI argument validators', () => {
       expect(validateTypeId(r)).toBe(r);
     });
   });
+});
+
+describe('white space around an identifier, the same for every validator', () => {
+  // Valid identifiers of each kind, wrapped in random white space (at least one character on one side).
+  const blank = fc.constantFrom(' ', '\t', '\n', '\r', '\v', '\f', '\u00a0', '\u2003', '\ufeff');
+  const blanks = fc.array(blank, { maxLength: 3 }).map((a) => a.join(''));
+  const pci = fc.tuple(fc.integer({ min: 0, max: 0xff }), fc.integer({ min: 0, max: 0x1f }), fc.integer({ min: 0, max: 7 })).map(
+    ([b, s, f]) => `0000:${b.toString(16).padStart(2, '0')}:${s.toString(16).padStart(2, '0')}.${f}`,
+  );
+  const VALIDATORS: Array<[string, (s: string) => string, fc.Arbitrary<string>]> = [
+    ['normalizeUuid', normalizeUuid, fc.uuid()],
+    ['normalizeParent', normalizeParent, fc.oneof(pci, fc.constantFrom('mtty', 'mdpy', '0.0.0123'))],
+    ['validateTypeId', validateTypeId, fc.stringMatching(/^nvidia-[0-9]{1,4}$/)],
+    ['validateProfileName', validateProfileName, fc.constantFrom('P40-12C', 'A100D-2-20C', 'T4-16Q')],
+  ];
+  for (const [name, fn, good] of VALIDATORS) {
+    it(`${name}: refused with exit 2 and the bare value named, never trimmed into acceptance`, () => {
+      const wrapped = fc.tuple(good, blanks, blanks).filter(([, a, b]) => a.length + b.length > 0);
+      check(`${name} (white space)`, wrapped, ([g, a, b]) => {
+        const input = `${a}${g}${b}`;
+        expect(() => fn(g), g).not.toThrow();
+        let err: unknown;
+        try {
+          fn(input);
+        } catch (e) {
+          err = e;
+        }
+        expect(err, JSON.stringify(input)).toBeInstanceOf(VgpuctlError);
+        expect((err as VgpuctlError).exitCode).toBe(2);
+        expect((err as VgpuctlError).message).toContain(`${JSON.stringify(input)} has white space around it`);
+        expect((err as VgpuctlError).message).toContain(`did you mean ${JSON.stringify(input.trim())}?`);
+      }, Math.min(RUNS, 500));
+    });
+  }
 });
 
 describe('parsers of what the kernel and the driver write', () => {

@@ -6,6 +6,9 @@
  *   - A symbolic link planted at /etc/mdevctl.d/<parent>/<uuid>, pointing at a file outside the tree, is
  *     not followed by define (with or without --force), undefine, start or modify: the command refuses and
  *     says so, the target file is unchanged.
+ *   - A symbolic link planted as /etc/mdevctl.d/<parent> (to a directory outside the tree) is reported by
+ *     list, which lists the rest, and never followed: every write of a definition under it is refused and
+ *     names it. /etc/mdevctl.d itself may be a link when it leads inside the root (definitions.ts).
  *   - A symbolic link planted at the lock (<root>/run/vgpuctl/lock) or as the lock directory is not
  *     followed: refused, said, the target unchanged.
  *   - Definitions are written 0644 whatever root's umask; a definition file that is not valid JSON is
@@ -18,7 +21,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { snapshotTree, tempDir } from '../helpers/hosts.js';
-import { LOCK, P40, U, buildCli, copyHost, fixtureHost, lexists, readState, sim, spawnCli, writePlanFile } from './hardening-helpers.js';
+import { canRunMdevctlOracle } from '../helpers/tools.js';
+import { LOCK, P40, U, buildCli, copyHost, fixtureHost, lexists, readState, sim, spawnCli, writePlanFile } from '../helpers/hardening.js';
 
 const MARK = 'HOSTILE';
 const counts = { inputs: 0, files: 0 };
@@ -181,13 +185,47 @@ describe('hostile identifiers are refused before any path is built', () => {
     expect(problems).toEqual([]);
   });
 
-  it('white space around a UUID or a type id is trimmed (what $(cat file) would give), never kept; around a parent it is refused', async () => {
+  it('white space around any identifier (-u, -p, -t, --profile, in every changing and reading command) is refused the same way, exit 2, nothing written', async () => {
     const host = copyHost(p40);
-    expect((await sim(host, ['create', '-t', ' nvidia-50\r\n', '-u', `${U[0].toUpperCase()}\n`, '-p', P40])).code).toBe(0);
+    const before = await snapshotTree(host.root);
+    const BLANKS = [' ', '\n', '\t', '\r\n', '\u00a0'];
+    const wrap = (v: string, b: string, i: number) => (i % 3 === 0 ? `${b}${v}` : i % 3 === 1 ? `${v}${b}` : `${b}${v}${b}`);
+    const cases: Array<(b: string, i: number) => string[]> = [
+      (b, i) => ['create', '-t', 'nvidia-50', '-u', wrap(U[0], b, i), '-p', P40],
+      (b, i) => ['create', '-t', 'nvidia-50', '-u', U[0], '-p', wrap(P40, b, i)],
+      (b, i) => ['create', '-t', wrap('nvidia-50', b, i), '-u', U[0], '-p', P40],
+      (b, i) => ['create', '--profile', wrap('P40-6Q', b, i), '-u', U[0], '-p', P40],
+      (b, i) => ['define', '-u', wrap(U[0], b, i), '-p', P40, '-t', 'nvidia-50'],
+      (b, i) => ['define', '-u', U[0], '-p', wrap(P40, b, i), '-t', 'nvidia-50'],
+      (b, i) => ['define', '-u', U[0], '-p', P40, '-t', wrap('nvidia-50', b, i)],
+      (b, i) => ['start', '-u', wrap(U[0], b, i)],
+      (b, i) => ['stop', '-u', wrap(U[0], b, i)],
+      (b, i) => ['modify', '-u', U[0], '-p', wrap(P40, b, i), '--auto'],
+      (b, i) => ['undefine', '-u', wrap(U[0], b, i)],
+      (b, i) => ['destroy', '-u', wrap(U[0], b, i)],
+      (b, i) => ['list', '-p', wrap(P40, b, i)],
+    ];
+    const problems: string[] = [];
+    let n = 0;
+    for (const [ci, c] of cases.entries()) {
+      for (const [bi, b] of BLANKS.entries()) {
+        const args = c(b, ci + bi);
+        const r = await sim(host, args);
+        n++;
+        const bad = args.find((a) => a.trim() !== a)!;
+        const hint = `did you mean ${JSON.stringify(bad.trim())}?`;
+        if (r.code !== 2 || !r.stderr.includes(`${JSON.stringify(bad)} has white space around it`) || !r.stderr.includes(hint)) {
+          problems.push(`${JSON.stringify(args)}: exit ${r.code} ${JSON.stringify(r.stderr)}`);
+        }
+      }
+    }
+    counts.inputs += n;
+    expect(await snapshotTree(host.root)).toEqual(before);
+    // The same identifiers without the blanks are taken.
+    expect((await sim(host, ['create', '-t', 'nvidia-50', '-u', U[0].toUpperCase(), '-p', P40])).code).toBe(0);
     expect((await readState(host)).active).toEqual([`${U[0]} ${P40} nvidia-50`]);
-    const r = await sim(host, ['create', '-t', 'nvidia-50', '-p', `${P40}\n`]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/is not a parent device name/);
+    console.log(`hostile-input: ${n} identifiers with white space around them in ${cases.length} argument slots, ${problems.length} not refused the same way`);
+    expect(problems).toEqual([]);
   });
 });
 
@@ -261,6 +299,130 @@ describe('a symbolic link planted where a definition goes', () => {
     expect(r.stderr).toBe(`vgpuctl: error: cannot write /etc/mdevctl.d/${P40}/${U[2]}: EEXIST. nothing was changed\n`);
     expect(await fs.readFile(target, 'utf8')).toBe('keep me\n');
     expect(await lexists(path.join(dir, U[2]))).toBe(false);
+  });
+});
+
+describe('a symbolic link planted as a definition directory (/etc/mdevctl.d/<parent>, /etc/mdevctl.d)', () => {
+  let base: HostRoot;
+  const OTHER = '0000:af:00.0'; // a parent that is not present: its definitions are listed all the same
+  const VALID = '{\n  "mdev_type": "nvidia-50",\n  "start": "auto",\n  "attrs": []\n}';
+  beforeAll(async () => {
+    base = await fixtureHost('p40-seed004');
+  });
+
+  /** /etc/mdevctl.d/<P40> is a link to a directory outside the root holding a definition and a file of the operator. */
+  async function planted(): Promise<{ host: HostRoot; outside: string; link: string }> {
+    const host = copyHost(base);
+    expect((await sim(host, ['define', '-u', U[3], '-p', OTHER, '-t', 'nvidia-50'])).code).toBe(0);
+    const outside = tempDir('vgpuctl-outside-');
+    await fs.writeFile(path.join(outside, U[0]), VALID, { mode: 0o600 });
+    await fs.writeFile(path.join(outside, 'shadow'), 'root:$6$secret:19000:0:99999:7:::\n', { mode: 0o600 });
+    const link = host.path(`/etc/mdevctl.d/${P40}`);
+    await fs.mkdir(path.dirname(link), { recursive: true });
+    await fs.symlink(outside, link);
+    return { host, outside, link };
+  }
+
+  const MESSAGE = new RegExp(`/etc/mdevctl\\.d/${P40}:? is a symbolic link \\(to /[^)]+\\), not a directory; vgpuctl neither reads nor writes definitions through it`);
+  const COMMANDS: Array<[string, string[]]> = [
+    ['define', ['define', '-u', U[1], '-p', P40, '-t', 'nvidia-50', '--auto']],
+    ['define (the UUID behind the link)', ['define', '-u', U[0], '-p', P40, '-t', 'nvidia-50', '--force']],
+    ['create --define', ['create', '-t', 'nvidia-50', '-p', P40, '-u', U[1], '--define']],
+    ['create --count 2 --define (placed)', ['create', '--profile', 'P40-6Q', '--count', '2', '--define', '--auto']],
+    ['apply', ['apply', '-f', writePlanFile(`version: 1\ngpus:\n  - select: { address: "${P40}" }\n    profile: P40-12C\n    count: 1\n`)]],
+  ];
+
+  for (const [name, args] of COMMANDS) {
+    it(`${name}: refused, the link named, nothing written through it, nothing left active`, async () => {
+      const { host, outside, link } = await planted();
+      const before = await snapshotTree(host.path('/etc'));
+      const outsideBefore = await snapshotTree(outside);
+      const r = await sim(host, args);
+      counts.files++;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(MESSAGE);
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+      expect(await snapshotTree(outside)).toEqual(outsideBefore);
+      expect(await fs.readlink(link)).toBe(outside);
+      expect((await readState(host)).active).toEqual([]);
+      expect(await snapshotTree(host.path('/etc'))).toEqual(before);
+    });
+  }
+
+  it.skipIf(!canRunMdevctlOracle())('--backend mdevctl: refused before mdevctl runs (mdevctl would follow the link), nothing written through it', async () => {
+    const { host, outside } = await planted();
+    const outsideBefore = await snapshotTree(outside);
+    for (const args of [
+      ['define', '-u', U[1], '-p', P40, '-t', 'nvidia-50', '--backend', 'mdevctl'],
+      ['create', '-t', 'nvidia-50', '-p', P40, '-u', U[1], '--define', '--backend', 'mdevctl'],
+    ]) {
+      const r = await sim(host, args);
+      counts.files++;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`will not run mdevctl define on /etc/mdevctl\\.d/${P40}/${U[1]}: `));
+      expect(r.stderr).toMatch(MESSAGE);
+    }
+    expect(await snapshotTree(outside)).toEqual(outsideBefore);
+    expect((await readState(host)).active).toEqual([]);
+  });
+
+  it('undefine, modify and start of the UUID behind the link do not reach it; the outside directory is untouched', async () => {
+    const { host, outside } = await planted();
+    const outsideBefore = await snapshotTree(outside);
+    for (const args of [['undefine', '-u', U[0]], ['undefine', '-u', U[0], '-p', P40], ['modify', '-u', U[0], '--manual'], ['start', '-u', U[0]]]) {
+      const r = await sim(host, args);
+      counts.files++;
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`no definition of ${U[0]}`));
+    }
+    expect(await snapshotTree(outside)).toEqual(outsideBefore);
+    expect((await readState(host)).active).toEqual([]);
+  });
+
+  it('list reports the linked directory by its path, does not read through it, and lists the other definitions', async () => {
+    const { host } = await planted();
+    const r = await sim(host, ['list', '--defined', '-o', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().devices.map((d: { uuid: string }) => d.uuid)).toEqual([U[3]]);
+    expect(JSON.stringify(r.json().warnings)).toMatch(MESSAGE);
+    const t = await sim(host, ['list', '--defined']);
+    expect(t.code).toBe(0);
+    expect(t.stdout).toContain(U[3]);
+    expect(t.stdout).not.toContain(U[0]);
+    expect(t.stderr).toMatch(MESSAGE);
+  });
+
+  it('/etc/mdevctl.d linked outside the root: reported, not followed, every definition write refused', async () => {
+    const host = copyHost(base);
+    const outside = tempDir('vgpuctl-outside-');
+    await fs.mkdir(path.join(outside, P40));
+    await fs.writeFile(path.join(outside, P40, U[0]), VALID);
+    await fs.rm(host.path('/etc/mdevctl.d'), { recursive: true, force: true });
+    await fs.symlink(outside, host.path('/etc/mdevctl.d'));
+    const outsideBefore = await snapshotTree(outside);
+    const l = await sim(host, ['list', '--defined', '-o', 'json']);
+    expect(l.code, l.stderr).toBe(0);
+    expect(l.json().devices).toEqual([]);
+    expect(JSON.stringify(l.json().warnings)).toMatch(/\/etc\/mdevctl\.d: is a symbolic link \(to [^)]+\) that leads outside the root/);
+    const d = await sim(host, ['define', '-u', U[1], '-p', P40, '-t', 'nvidia-50']);
+    counts.files++;
+    expect(d.code).toBe(1);
+    expect(d.stderr).toMatch(new RegExp(`will not write /etc/mdevctl\\.d/${P40}/${U[1]}: /etc/mdevctl\\.d is a symbolic link \\(to [^)]+\\) that leads outside the root`));
+    expect(await snapshotTree(outside)).toEqual(outsideBefore);
+  });
+
+  it('/etc/mdevctl.d linked to a directory inside the root (a stateless host\'s persistent storage) is followed', async () => {
+    const host = copyHost(base);
+    const keep = host.path('/persist/mdevctl.d');
+    await fs.mkdir(keep, { recursive: true });
+    await fs.rm(host.path('/etc/mdevctl.d'), { recursive: true, force: true });
+    await fs.symlink('../persist/mdevctl.d', host.path('/etc/mdevctl.d'));
+    const d = await sim(host, ['define', '-u', U[1], '-p', P40, '-t', 'nvidia-50']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(await fs.readFile(path.join(keep, P40, U[1]), 'utf8')).toBe('{\n  "mdev_type": "nvidia-50",\n  "start": "manual",\n  "attrs": []\n}');
+    const l = await sim(host, ['list', '--defined', '-o', 'json']);
+    expect(l.json().devices.map((x: { uuid: string }) => x.uuid)).toEqual([U[1]]);
+    expect(l.json().warnings).toEqual([]);
   });
 });
 

@@ -9,8 +9,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { hostFrom } from '../helpers/hosts.js';
-import { buildCli, JOURNAL, listTmpLitter, LOCK, prng, recoverAndCheck, settleSimulatedKernel, spawnApply, sysfsWrites } from './crash-helpers.js';
-import { cloneHost, devices, exists, sim, writePlan, type DeviceRow } from './plan-helpers.js';
+import { buildCli, JOURNAL, listTmpLitter, LOCK, prng, settleTornMdevs, spawnCli } from '../helpers/hardening.js';
+import { cloneHost, devices, exists, recoverAndCheck, sim, sysfsWrites, writePlan, type DeviceRow } from './plan-helpers.js';
 
 const PLAN = writePlan(`version: 1
 defaults: { autostart: true }
@@ -61,7 +61,7 @@ describe('apply killed with SIGKILL on the SR-IOV A100D host (prune 4, set-start
   for (let k = 1; k <= N; k++) {
     it(`recovers from a crash after sysfs write ${k}`, async () => {
       const host = cloneHost(base);
-      const child = await spawnApply(bin, host, ARGS, { crashAfter: k });
+      const child = await spawnCli(bin, host, ['apply', ...ARGS], { crashAfter: k });
       expect(child.signal, `k=${k}: ${child.stderr}`).toBe('SIGKILL');
       expect(await exists(host.path(LOCK))).toBe(true);
       expect(await exists(host.path(JOURNAL))).toBe(true);
@@ -81,9 +81,9 @@ describe('apply killed with SIGKILL on the SR-IOV A100D host (prune 4, set-start
     const delay = Math.floor(rand() * 401);
     it(`recovers from a kill ${delay} ms after apply's first change began`, async () => {
       const host = cloneHost(base);
-      const child = await spawnApply(bin, host, ARGS, { killAfterMs: delay, from: 'journal' });
+      const child = await spawnCli(bin, host, ['apply', ...ARGS], { killAfterMs: delay, from: 'journal' });
       const where = child.signal === null ? 'after' : (await exists(host.path(JOURNAL))) ? 'during' : 'before';
-      if ((await settleSimulatedKernel(host)).length > 0) torn++;
+      if ((await settleTornMdevs(host)).length > 0) torn++;
       const { rows } = await recoverAndCheck(host, ARGS);
       expect(rows, `run ${i} (kill ${delay} ms after the journal, ${where})`).toEqual(reference);
       expect(await listTmpLitter(host)).toEqual([]);

@@ -11,8 +11,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { hostFrom } from '../helpers/hosts.js';
-import { buildCli, JOURNAL, listTmpLitter, LOCK, prng, recoverAndCheck, settleSimulatedKernel, spawnApply, sysfsWrites } from './crash-helpers.js';
-import { cloneHost, devices, exists, sim, writePlan, type DeviceRow } from './plan-helpers.js';
+import { buildCli, JOURNAL, listTmpLitter, LOCK, prng, settleTornMdevs, spawnCli } from '../helpers/hardening.js';
+import { cloneHost, devices, exists, recoverAndCheck, sim, sysfsWrites, writePlan, type DeviceRow } from './plan-helpers.js';
 
 const PLAN = writePlan(`version: 1
 gpus:
@@ -55,7 +55,7 @@ describe('apply killed with SIGKILL on the P40 (prune 4, create 2)', () => {
   for (let k = 1; k <= N + 1; k++) {
     it(`recovers from a crash after sysfs write ${k}${k > N ? ' (after the last one: apply completes)' : ''}`, async () => {
       const host = cloneHost(base);
-      const child = await spawnApply(bin, host, ARGS, { crashAfter: k });
+      const child = await spawnCli(bin, host, ['apply', ...ARGS], { crashAfter: k });
       if (k <= N) {
         // It really died mid-apply: killed by the signal, with its lock and intent journal left behind.
         expect(child.signal, `k=${k}: ${child.stderr}`).toBe('SIGKILL');
@@ -80,11 +80,11 @@ describe('apply killed with SIGKILL on the P40 (prune 4, create 2)', () => {
     const from = i < RANDOM_FROM_SPAWN ? 'spawn' : 'lock';
     it(`recovers from a kill ${delay} ms after ${from === 'spawn' ? 'spawn' : 'apply took the lock'}`, async () => {
       const host = cloneHost(base);
-      const child = await spawnApply(bin, host, ARGS, { killAfterMs: delay, from });
+      const child = await spawnCli(bin, host, ['apply', ...ARGS], { killAfterMs: delay, from });
       const journal = await exists(host.path(JOURNAL));
       const where = child.signal === null ? 'after' : journal ? 'during' : 'before';
       landed[where]++;
-      if ((await settleSimulatedKernel(host)).length > 0) tornKernel++;
+      if ((await settleTornMdevs(host)).length > 0) tornKernel++;
       const { rows } = await recoverAndCheck(host, ARGS);
       expect(rows, `run ${i} (kill ${delay} ms after ${from}, ${where})`).toEqual(reference);
       expect(await listTmpLitter(host), `run ${i} (kill ${delay} ms after ${from})`).toEqual([]);
@@ -98,7 +98,7 @@ describe('apply killed with SIGKILL on the P40 (prune 4, create 2)', () => {
     const fresh = cloneHost(base);
     const clean = await sim(fresh, 'apply', ...ARGS); // the 4 x P40-6Q go, as before
     expect(clean.code).toBe(0);
-    const child = await spawnApply(bin, fresh, ['-f', writePlan('version: 1\ngpus:\n  - { select: { address: "0000:82:00.0" }, profile: P40-24C, count: 1 }\n'), '--prune'], { crashAfter: 3 });
+    const child = await spawnCli(bin, fresh, ['apply', '-f', writePlan('version: 1\ngpus:\n  - { select: { address: "0000:82:00.0" }, profile: P40-24C, count: 1 }\n'), '--prune'], { crashAfter: 3 });
     expect(child.signal).toBe('SIGKILL'); // removed both P40-12C, created the P40-24C, died before defining it
     const other = writePlan('version: 1\ngpus:\n  - { select: { address: "0000:82:00.0" }, profile: P40-6Q, count: 2 }\n');
     const r = await sim(fresh, 'apply', '-f', other, '-o', 'json');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VgpuctlError } from '../../src/errors/vgpuctl-error.js';
-import { normalizeParent, normalizeUuid, validateTypeId } from '../../src/host/identifiers.js';
+import { normalizeParent, normalizeUuid, validateProfileName, validateTypeId } from '../../src/host/identifiers.js';
 
 const refusal = (fn: () => unknown): VgpuctlError => {
   try {
@@ -38,5 +38,24 @@ describe('identifiers', () => {
     expect(validateTypeId('nvidia-286')).toBe('nvidia-286');
     expect(validateTypeId('mtty-1')).toBe('mtty-1');
     for (const bad of ['../nvidia-286', 'nvidia/286', '..', '', 'a b']) expect(refusal(() => validateTypeId(bad)).exitCode).toBe(2);
+  });
+
+  it('refuses white space around every kind of identifier with the same sentence and the bare value (as mdevctl refuses it)', () => {
+    const cases: Array<[(s: string) => string, string]> = [
+      [normalizeUuid, '334852fe-079b-11ee-9fc7-77463608f467'],
+      [normalizeParent, '0000:82:00.0'],
+      [normalizeParent, 'mtty'],
+      [validateTypeId, 'nvidia-286'],
+      [validateProfileName, 'P40-12C'],
+    ];
+    for (const [fn, good] of cases) {
+      expect(fn(good)).toBe(good);
+      for (const bad of [` ${good}`, `${good}\n`, `\t${good}\r\n`]) {
+        const e = refusal(() => fn(bad));
+        expect(e.exitCode).toBe(2);
+        expect(e.message).toContain(`${JSON.stringify(bad)} has white space around it`);
+        expect(e.message).toContain(`did you mean ${JSON.stringify(good)}?`);
+      }
+    }
   });
 });

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
-import { normalizeParent, normalizeUuid, validateTypeId } from '../../host/identifiers.js';
+import { normalizeParent, normalizeUuid, validateProfileName, validateTypeId } from '../../host/identifiers.js';
 import { backendSchema } from '../../lifecycle/backends.js';
 import { createDevices } from '../../lifecycle/create.js';
 import { defineDevice } from '../../lifecycle/define.js';
@@ -34,10 +34,7 @@ function withCommonOptions(cmd: Command): Command {
 function selectorFrom(type: string | undefined, profile: string | undefined, required: boolean): TypeSelector | undefined {
   if (type !== undefined && profile !== undefined) throw new VgpuctlError('usage', 'give either -t TYPE or --profile PROFILE, not both');
   if (type !== undefined) return { kind: 'type', type: validateTypeId(type) };
-  if (profile !== undefined) {
-    if (!/^[A-Za-z0-9-]+$/.test(profile)) throw new VgpuctlError('invalid-input', `${JSON.stringify(profile)} is not a profile name; profiles look like P40-12C`);
-    return { kind: 'profile', profile };
-  }
+  if (profile !== undefined) return { kind: 'profile', profile: validateProfileName(profile) };
   if (required) throw new VgpuctlError('usage', 'say what to create: -t TYPE (e.g. nvidia-286) or --profile PROFILE (e.g. P40-12C)');
   return undefined;
 }

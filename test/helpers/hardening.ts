@@ -1,23 +1,29 @@
 /**
- * Helpers for the hardening tests: fresh host trees, the host state the invariants are about (active
+ * The one helper for the tests that judge vgpuctl from outside (test/hardening, the plan crash tests,
+ * cleanup's fake tools): fresh host trees, the host state the invariants are about (active
  * mdevs, definition files, boot units, lock, journal), a consistency check that returns its findings
  * instead of failing at the first one (so each test can print how many runs were inconsistent), file
  * write faults injected at the fs call (the simulator's VGPUCTL_SIM_FAULTS covers sysfs writes only), and
- * the real CLI bundled from src/ for the tests that must run it in a child process.
+ * the real CLI bundled from src/ for the tests that must run it in a child process (and kill it: at a
+ * simulator kill point, or a delay after its spawn, its lock or its journal), the simulated kernel put
+ * back in a state a real one could be in after a random kill, temporary-file litter, and fake external
+ * tools (small shell scripts) for PATH or --nvidia-smi.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { promises as fs, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, promises as fs, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostRoot } from '../../src/host/host-root.js';
 import { isUuid } from '../../src/host/identifiers.js';
 import { parseDefinition } from '../../src/host/definitions.js';
-import { cli, type CliResult } from '../helpers/cli.js';
-import { hostFrom, tempDir } from '../helpers/hosts.js';
+import { recomputeAllCapacity } from '../../src/simulator/kernel.js';
+import { cli, type CliResult } from './cli.js';
+import { hostFrom, tempDir } from './hosts.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const LOCK = '/run/vgpuctl/lock';
 export const JOURNAL = '/var/lib/vgpuctl/apply-journal.json';
+export const INTENT = '/var/lib/vgpuctl/intent.json';
 export const P40 = '0000:82:00.0';
 
 // Fresh random v4 UUIDs (as uuidgen makes them) for the devices the tests ask for.
@@ -67,6 +73,8 @@ export interface TreeState {
   units: Record<string, string>;
   lock: boolean;
   journal: boolean;
+  /** The intent record of an interrupted lifecycle command (src/lifecycle/intent.ts). */
+  intent: boolean;
 }
 
 async function walkFiles(base: string, root: string, skip: (rel: string) => boolean = () => false): Promise<Record<string, string>> {
@@ -98,14 +106,15 @@ export async function activeDevices(host: HostRoot): Promise<string[]> {
 }
 
 export async function readState(host: HostRoot): Promise<TreeState> {
-  const [active, defs, units, lock, journal] = await Promise.all([
+  const [active, defs, units, lock, journal, intent] = await Promise.all([
     activeDevices(host),
     walkFiles(host.path('/etc/mdevctl.d'), host.root, (rel) => rel === 'etc/mdevctl.d/scripts.d'),
     walkFiles(host.path('/etc/systemd/system'), host.root, (rel) => !/@[0-9a-f-]{36}\.service$|\.wants$|system$/.test(rel)),
     lexists(host.path(LOCK)),
     lexists(host.path(JOURNAL)),
+    lexists(host.path(INTENT)),
   ]);
-  return { active, defs, units, lock, journal };
+  return { active, defs, units, lock, journal, intent };
 }
 
 /**
@@ -288,7 +297,10 @@ export function buildCli(): Promise<string> {
     const { build } = await import('esbuild');
     const dir = tempDir('vgpuctl-hard-cli-');
     const bin = path.join(dir, 'dist/cli/bin.js');
-    await build({ entryPoints: [path.join(REPO, 'src/cli/bin.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: bin, packages: 'external', logLevel: 'error' });
+    const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' } as const;
+    await build({ ...common, entryPoints: [path.join(REPO, 'src/cli/bin.ts')], outfile: bin });
+    // The --backend mdevctl runner, where the bundled CLI looks for it (as scripts/build-bundle.mjs places it).
+    await build({ ...common, entryPoints: [path.join(REPO, 'src/host/chroot-runner.ts')], outfile: path.join(dir, 'dist/chroot-runner.mjs') });
     for (const name of ['profiles', 'fixtures', 'node_modules']) symlinkSync(path.join(REPO, name), path.join(dir, name));
     writeFileSync(path.join(dir, 'package.json'), '{ "type": "module" }\n');
     return bin;
@@ -306,14 +318,27 @@ export interface ChildResult {
   afterLockMs: number | null;
 }
 
-/**
- * `node BIN --root R --simulate ARGS` in a child process. `killAfterMs`: SIGKILL that long after the
- * child took the host lock (polled), or after its spawn when it never takes the lock in time.
- */
-export function spawnCli(bin: string, host: HostRoot, args: string[], opts: { env?: NodeJS.ProcessEnv; killAfterMs?: number; shell?: string } = {}): Promise<ChildResult> {
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  /** VGPUCTL_SIM_CRASH_AFTER: the child kills itself after that many sysfs writes (a number) or steps ("step:N"). */
+  crashAfter?: number | string;
+  /** SIGKILL the child this long after `from`. */
+  killAfterMs?: number;
+  /**
+   * spawn: its start; lock (default): the moment it holds the host lock (polled; after 5 s without it,
+   * from then); journal: the moment apply wrote its intent journal (just before its first change).
+   */
+  from?: 'spawn' | 'lock' | 'journal';
+  /** Shell commands run before the CLI in the child (ulimit, umask). */
+  shell?: string;
+}
+
+/** `node BIN --root R --simulate ARGS` in a child process, killed as `opts` says. */
+export function spawnCli(bin: string, host: HostRoot, args: string[], opts: SpawnOptions = {}): Promise<ChildResult> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('VGPUCTL_')) delete env[k];
   Object.assign(env, opts.env ?? {});
+  if (opts.crashAfter !== undefined) env['VGPUCTL_SIM_CRASH_AFTER'] = String(opts.crashAfter);
   const argv = [bin, '--root', host.root, '--simulate', ...args];
   const child = opts.shell
     ? spawn('sh', ['-c', `${opts.shell}; exec "$0" "$@"`, process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -326,7 +351,6 @@ export function spawnCli(bin: string, host: HostRoot, args: string[], opts: { en
   let poll: NodeJS.Timeout | undefined;
   let armedAt: number | null = null;
   if (opts.killAfterMs !== undefined) {
-    const lock = host.path(LOCK);
     const started = Date.now();
     const arm = () => {
       if (poll) clearInterval(poll);
@@ -334,11 +358,15 @@ export function spawnCli(bin: string, host: HostRoot, args: string[], opts: { en
       armedAt = Date.now();
       timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
     };
-    poll = setInterval(() => {
-      void lexists(lock).then((there) => {
-        if (poll && (there || Date.now() - started > 5000)) arm();
-      });
-    }, 2);
+    if (opts.from === 'spawn') arm();
+    else {
+      const marker = host.path(opts.from === 'journal' ? JOURNAL : LOCK);
+      poll = setInterval(() => {
+        void lexists(marker).then((there) => {
+          if (poll && (there || Date.now() - started > 5000)) arm();
+        });
+      }, 2);
+    }
   }
   return new Promise((resolve, reject) => {
     child.on('error', reject);
@@ -398,4 +426,186 @@ export function writePlanFile(text: string): string {
   const file = path.join(tempDir('vgpuctl-hard-plan-'), 'plan.yaml');
   writeFileSync(file, text);
   return file;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The simulated kernel after a random kill.
+/*
+ * The simulator does the kernel's work inside the process that writes to sysfs, in several file-system
+ * steps. A kill -9 at a random moment can therefore stop the *simulated kernel* half-way: a device
+ * directory without its /sys/bus/mdev/devices link, an available_instances cut short, a driver link
+ * without its back-link. A real kernel never shows that: a sysfs store completes or fails as a whole,
+ * whatever happens to the writer. Before judging vgpuctl after a random kill, these helpers put the
+ * simulated kernel back into a state a real one could be in (the half-done store taken as not done, or
+ * for a driver binding as done when the device's own `driver` link already says so) and count what they
+ * had to repair. They never touch /etc, /run or /var: vgpuctl's own files are judged as the kill left them.
+ */
+
+const resolves = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
+const readlink = (p: string) => fs.readlink(p).catch(() => null);
+
+/** Repairs half-made or half-removed mdevs and stale capacity; returns what it repaired. */
+export async function settleTornMdevs(host: HostRoot): Promise<string[]> {
+  const repaired: string[] = [];
+  const bus = host.path('/sys/bus/mdev/devices');
+  // A device is whole when its bus link resolves to a directory that has its mdev_type link.
+  for (const parent of await fs.readdir(host.path('/sys/class/mdev_bus')).catch(() => [] as string[])) {
+    const dir = await fs.realpath(host.path(`/sys/class/mdev_bus/${parent}`)).catch(() => null);
+    if (dir === null) continue;
+    for (const uuid of (await fs.readdir(dir).catch(() => [] as string[])).filter(isUuid)) {
+      const devDir = path.join(dir, uuid);
+      const whole = (await fs.realpath(path.join(bus, uuid)).catch(() => null)) === devDir && (await resolves(path.join(devDir, 'mdev_type')));
+      if (whole) continue;
+      const group = await readlink(path.join(devDir, 'iommu_group'));
+      if (group !== null) {
+        const g = path.basename(group);
+        await fs.rm(host.path(`/sys/kernel/iommu_groups/${g}`), { recursive: true, force: true });
+        await fs.rm(host.path(`/dev/vfio/${g}`), { force: true });
+      }
+      await fs.rm(devDir, { recursive: true, force: true });
+      repaired.push(`half-made or half-removed mdev ${uuid}`);
+    }
+  }
+  // Links left pointing at nothing: the bus, the vendor driver, the types' devices/, the IOMMU groups.
+  const dangling = async (dir: string, what: string): Promise<void> => {
+    for (const name of (await fs.readdir(dir).catch(() => [] as string[])).filter(isUuid)) {
+      const p = path.join(dir, name);
+      if ((await readlink(p)) !== null && !(await resolves(p))) {
+        await fs.rm(p, { force: true });
+        repaired.push(`dangling ${what} link ${name}`);
+      }
+    }
+  };
+  await dangling(bus, 'bus');
+  for (const drv of await fs.readdir(host.path('/sys/bus/mdev/drivers')).catch(() => [] as string[])) await dangling(host.path(`/sys/bus/mdev/drivers/${drv}`), 'driver');
+  for (const parent of await fs.readdir(host.path('/sys/class/mdev_bus')).catch(() => [] as string[])) {
+    const types = host.path(`/sys/class/mdev_bus/${parent}/mdev_supported_types`);
+    for (const t of await fs.readdir(types).catch(() => [] as string[])) await dangling(path.join(types, t, 'devices'), 'type');
+  }
+  for (const g of await fs.readdir(host.path('/sys/kernel/iommu_groups')).catch(() => [] as string[])) {
+    const devices = host.path(`/sys/kernel/iommu_groups/${g}/devices`);
+    const names = await fs.readdir(devices).catch(() => [] as string[]);
+    if (names.length > 0 && names.every(isUuid)) {
+      const alive = await Promise.all(names.map((n) => resolves(path.join(devices, n))));
+      if (!alive.some(Boolean)) {
+        await fs.rm(host.path(`/sys/kernel/iommu_groups/${g}`), { recursive: true, force: true });
+        await fs.rm(host.path(`/dev/vfio/${g}`), { force: true });
+        repaired.push(`IOMMU group ${g} of a vanished mdev`);
+      }
+    }
+  }
+  // available_instances: cut short while rewritten, or not yet rewritten after the device came or went.
+  const counters = new Map<string, string>();
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.name === 'available_instances') counters.set(p, await fs.readFile(p, 'utf8'));
+    }
+  };
+  await walk(host.path('/sys/devices'));
+  for (const [p, v] of counters) if (!/^\d+\n$/.test(v)) await fs.writeFile(p, '0\n');
+  await recomputeAllCapacity(host);
+  for (const [p, v] of counters) if ((await fs.readFile(p, 'utf8')) !== v) repaired.push(`stale ${path.relative(host.root, p)}`);
+  return repaired;
+}
+
+/**
+ * Repairs a PCI driver binding the kill cut half-way: the device's `driver` link is the truth; the
+ * driver's back-link, the parked or registered mdev types of an nvidia GPU, its mdev_bus link and the
+ * group's /dev/vfio node are made to agree with it; a driver_override cut short reads as "(null)".
+ */
+export async function settleTornPci(host: HostRoot, addresses: string[]): Promise<string[]> {
+  const repaired: string[] = [];
+  const drivers = host.path('/sys/bus/pci/drivers');
+  const groups = new Set<string>();
+  for (const addr of addresses) {
+    const devLink = host.path(`/sys/bus/pci/devices/${addr}`);
+    const dev = await fs.realpath(devLink);
+    const drvLink = await readlink(path.join(dev, 'driver'));
+    const drv = drvLink === null ? null : path.basename(drvLink);
+    for (const d of await fs.readdir(drivers)) {
+      const back = path.join(drivers, d, addr);
+      const has = await lexists(back);
+      if (d === drv && !has) {
+        await fs.symlink(path.relative(path.dirname(back), dev), back);
+        repaired.push(`back-link of ${addr} in ${d}`);
+      } else if (d !== drv && has) {
+        await fs.rm(back, { force: true });
+        repaired.push(`stale back-link of ${addr} in ${d}`);
+      }
+    }
+    const types = path.join(dev, 'mdev_supported_types');
+    const parked = path.join(dev, '.sim-parked-mdev_supported_types');
+    const bus = host.path(`/sys/class/mdev_bus/${addr}`);
+    if (drv === 'nvidia') {
+      if ((await lexists(parked)) && !(await lexists(types))) {
+        await fs.rename(parked, types);
+        repaired.push(`mdev types of ${addr} still parked`);
+      }
+      if ((await lexists(types)) && !(await lexists(bus))) {
+        await fs.symlink(path.relative(path.dirname(bus), dev), bus);
+        repaired.push(`mdev_bus link of ${addr} missing`);
+      }
+    } else {
+      if ((await lexists(types)) && !(await lexists(parked))) {
+        await fs.rename(types, parked);
+        repaired.push(`mdev types of ${addr} not parked`);
+      }
+      if (await lexists(bus)) {
+        await fs.rm(bus, { force: true });
+        repaired.push(`stale mdev_bus link of ${addr}`);
+      }
+    }
+    const override = path.join(dev, 'driver_override');
+    if ((await fs.readFile(override, 'utf8').catch(() => '(null)\n')) === '') {
+      await fs.writeFile(override, '(null)\n');
+      repaired.push(`driver_override of ${addr} cut short`);
+    }
+    const g = await readlink(path.join(dev, 'iommu_group'));
+    if (g !== null) groups.add(path.basename(g));
+  }
+  for (const g of groups) {
+    const members = await fs.readdir(host.path(`/sys/kernel/iommu_groups/${g}/devices`));
+    const onVfio = await Promise.all(members.map(async (m) => path.basename((await readlink(host.path(`/sys/bus/pci/devices/${m}/driver`))) ?? '') === 'vfio-pci'));
+    const node = host.path(`/dev/vfio/${g}`);
+    if (onVfio.some(Boolean) && !(await lexists(node))) {
+      await fs.mkdir(path.dirname(node), { recursive: true });
+      await fs.writeFile(node, '', { mode: 0o600 });
+      repaired.push(`/dev/vfio/${g} missing`);
+    } else if (!onVfio.some(Boolean) && (await lexists(node))) {
+      await fs.rm(node, { force: true });
+      repaired.push(`/dev/vfio/${g} stale`);
+    }
+  }
+  return repaired;
+}
+
+/** Temporary files (vgpuctl's .tmp, the lock's .new and .stale.) under the directories vgpuctl writes. */
+export async function listTmpLitter(host: HostRoot): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (/\.tmp$|\.new$|\.stale\./.test(e.name)) out.push(path.relative(host.root, p));
+    }
+  };
+  for (const d of ['/etc/mdevctl.d', '/run/vgpuctl', '/var/lib/vgpuctl']) await walk(host.path(d));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fake external tools.
+
+/** A `#!/bin/sh` script `name` with `body` in `dir` (a new temporary directory by default); returns its path. */
+export function fakeTool(name: string, body: string, dir = tempDir('vgpuctl-tools-')): string {
+  const p = path.join(dir, name);
+  writeFileSync(p, `#!/bin/sh\n${body}`);
+  chmodSync(p, 0o755);
+  return p;
 }
