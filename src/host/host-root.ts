@@ -178,6 +178,18 @@ export class HostRoot {
     }
   }
 
+  /**
+   * True when realPath is a symbolic link with a relative target (what the kernel's sysfs links are), which
+   * the OS then resolves inside this root; false for an absolute link (resolve it with realpath) or no link.
+   */
+  async linkIsRelative(realPath: string): Promise<boolean> {
+    try {
+      return !readlinkSync(realPath).startsWith('/');
+    } catch {
+      return false;
+    }
+  }
+
   async exists(realPath: string): Promise<boolean> {
     try {
       accessSync(realPath, fsc.F_OK);

@@ -23,7 +23,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
         setup.io.out(
           gpus.length === 0
             ? 'No NVIDIA GPUs found.'
-            : renderTable(
+            : await renderTable(
                 ['ADDRESS', 'BOARD', 'DEVICE', 'DRIVER', 'MODE', 'VFS', 'IOMMU', 'NUMA', 'VGPUS'],
                 gpus.map((g) => [g.address, g.board, `${g.vendor_id.slice(2)}:${g.device_id.slice(2)}`, g.driver, g.mode, g.virtual_functions.length || null, g.iommu_group, g.numa_node, g.vgpus_active]),
               ),
@@ -61,7 +61,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
         setup.io.out(
           types.length === 0
             ? 'No mdev types found.'
-            : renderTable(
+            : await renderTable(
                 ['PARENT', 'TYPE', 'PROFILE', 'SERIES', 'FB(MiB)', 'MAX', 'AVAIL', 'NAME'],
                 types.map((t) => [t.parent, t.type, t.profile, t.series, t.framebuffer_mib, t.max_instances, t.available_instances, t.name]),
               ),
@@ -95,7 +95,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
         );
         if (output === 'json') return printJson(setup.io, { boards: boards.map((b) => ({ ...b, profiles: undefined })), profiles });
         setup.io.out(
-          renderTable(
+          await renderTable(
             ['BOARD', 'PROFILE', 'SERIES', 'FB(MiB)', 'MAX/GPU', 'TYPE', 'MULTI/VM', 'PLACEMENT'],
             profiles.map((p) => [p.board, p.profile, p.series, p.framebuffer_mib, p.max_per_gpu, p.type_id, p.multi_vgpu_per_vm ? 'yes' : 'no', p.placement]),
           ),
@@ -129,7 +129,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
         setup.io.out(
           devices.length === 0
             ? 'No mdevs.'
-            : renderTable(
+            : await renderTable(
                 ['UUID', 'PARENT', 'TYPE', 'PROFILE', 'STATE', 'START', 'VM'],
                 devices.map((d) => [
                   d.uuid,
