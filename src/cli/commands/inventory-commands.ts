@@ -1,6 +1,6 @@
 /** `gpus`, `types`, `profiles`, `list`: the read-only commands. */
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
 import { normalizeParent, normalizeUuid } from '../../host/identifiers.js';
 import { listDevices, listGpus, listTypes } from '../../host/inventory.js';
@@ -16,7 +16,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .addHelpText('after', '\nExample:\n  vgpuctl gpus -o json')
     .action(
       setup.action(async (ctx, raw) => {
-        const opts = parseInput(z.object({ vfs: z.boolean().default(false) }), raw, 'option');
+        const opts = parseInput(z.object({ vfs: z._default(z.boolean(), false) }), raw, 'option');
         const { gpus, warnings } = await listGpus(ctx.host, ctx.catalogue, { includeVfs: opts.vfs });
         if (ctx.output === 'json') return printJson(setup.io, { gpus, warnings });
         printWarnings(setup.io, warnings);
@@ -41,7 +41,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .action(
       setup.action(async (ctx, raw) => {
         const opts = parseInput(
-          z.object({ parent: z.string().optional(), profile: z.string().min(1).optional(), available: z.boolean().default(false) }),
+          z.object({ parent: z.optional(z.string()), profile: z.optional(z.string().check(z.minLength(1))), available: z._default(z.boolean(), false) }),
           raw,
           'option',
         );
@@ -75,7 +75,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .option('--board <board>', 'only this board, e.g. P40 or A100D')
     .action(
       setup.offlineAction(async (catalogue, output, raw) => {
-        const opts = parseInput(z.object({ board: z.string().min(1).optional() }), raw, 'option');
+        const opts = parseInput(z.object({ board: z.optional(z.string().check(z.minLength(1))) }), raw, 'option');
         const boards = opts.board === undefined ? catalogue.boards : [catalogue.board(opts.board)].filter((b) => b !== undefined);
         if (boards.length === 0) {
           throw new VgpuctlError('not-found', `unknown board ${JSON.stringify(opts.board)}; known boards: ${catalogue.boards.map((b) => b.board).join(', ')}`);
@@ -114,7 +114,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .action(
       setup.action(async (ctx, raw) => {
         const opts = parseInput(
-          z.object({ defined: z.boolean().default(false), all: z.boolean().default(false), parent: z.string().optional(), uuid: z.string().optional() }),
+          z.object({ defined: z._default(z.boolean(), false), all: z._default(z.boolean(), false), parent: z.optional(z.string()), uuid: z.optional(z.string()) }),
           raw,
           'option',
         );
