@@ -5,6 +5,7 @@
 import { promises as fs, accessSync, closeSync, constants as fsc, openSync, readSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
+import { mayBlock, readDone, readStarting } from './read-watchdog.js';
 
 /** Kernel and system locations, as absolute paths on the host (re-rooted by HostRoot.path). */
 export const HOST_PATHS = {
@@ -217,14 +218,20 @@ export class HostRoot {
 
   /** readAttr without a promise, for loops over thousands of attributes (mdev types). */
   readAttrSync(realPath: string): string | null {
+    const sys = this.isSystemRoot ? '/sys/' : `${this.root}/sys/`;
+    const attribute = realPath.startsWith(sys);
+    // A driver may never answer: such reads run under the watchdog's deadline (read-watchdog.ts).
+    const watched = attribute && mayBlock(realPath);
+    if (watched) readStarting(realPath, this.root);
     try {
-      const sys = this.isSystemRoot ? '/sys/' : `${this.root}/sys/`;
-      const text = readFileText(realPath, realPath.startsWith(sys));
+      const text = readFileText(realPath, attribute);
       return text.replace(/\n+$/, '');
     } catch (e) {
       const code = errnoOf(e);
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
       throw hostReadError(this, realPath, e);
+    } finally {
+      if (watched) readDone();
     }
   }
 
