@@ -64,9 +64,14 @@ export function globalOptionsFrom(raw: Record<string, unknown>, env: NodeJS.Proc
   );
 }
 
-export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv, options: { snapshotReads?: boolean } = {}): Promise<Context> {
+/**
+ * snapshotReads: see HostRoot.snapshotReads. noReadDeadline: the command reads no attribute a driver
+ * answers, or arms the deadline itself before it does (`list`: type names only, see read-watchdog.ts).
+ */
+export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv, options: { snapshotReads?: boolean; noReadDeadline?: boolean } = {}): Promise<Context> {
   const host = await openHostRoot(opts.root);
   if (options.snapshotReads) host.snapshotReads();
+  if (!options.noReadDeadline) await host.armReadDeadline(env);
   if (opts.simulate && host.isSystemRoot) {
     throw new VgpuctlError(
       'usage',

@@ -5,7 +5,7 @@
 import { promises as fs, accessSync, closeSync, constants as fsc, openSync, readSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
-import { mayBlock, readDone, readStarting } from './read-watchdog.js';
+import { armReadDeadline } from './read-watchdog.js';
 
 /** Kernel and system locations, as absolute paths on the host (re-rooted by HostRoot.path). */
 export const HOST_PATHS = {
@@ -90,6 +90,14 @@ export class HostRoot {
       this.snapshot.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Puts the reads of attributes a driver answers (which can hang) under a deadline (read-watchdog.ts);
+   * every command that reads such attributes calls it before it reads the host.
+   */
+  armReadDeadline(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+    return armReadDeadline(this.root, env);
   }
 
   get isSystemRoot(): boolean {
@@ -220,9 +228,6 @@ export class HostRoot {
   readAttrSync(realPath: string): string | null {
     const sys = this.isSystemRoot ? '/sys/' : `${this.root}/sys/`;
     const attribute = realPath.startsWith(sys);
-    // A driver may never answer: such reads run under the watchdog's deadline (read-watchdog.ts).
-    const watched = attribute && mayBlock(realPath);
-    if (watched) readStarting(realPath, this.root);
     try {
       const text = readFileText(realPath, attribute);
       return text.replace(/\n+$/, '');
@@ -230,8 +235,6 @@ export class HostRoot {
       const code = errnoOf(e);
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
       throw hostReadError(this, realPath, e);
-    } finally {
-      if (watched) readDone();
     }
   }
 

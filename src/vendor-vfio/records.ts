@@ -88,6 +88,7 @@ export async function vendorDevicesFor(host: HostRoot, catalogue: Catalogue, whi
   // the vendor interface no active ones: neither needs the whole host's PCI functions, domains, processes.
   const defs = await readVendorDefinitions(host);
   if (defs.definitions.length === 0 && (which === 'defined' || !(await hasVendorVfio(host)))) return [];
+  await host.armReadDeadline(); // the driver answers creatable_vgpu_types (list arms no earlier)
   const vs = await readVendorState(host, catalogue);
   if (vs.vfs.length === 0 && vs.definitions.length === 0) return [];
   return vendorDeviceRecords(vs, catalogue, which);
