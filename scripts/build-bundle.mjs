@@ -18,6 +18,7 @@
 import { build } from 'esbuild';
 import { randomUUID } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -46,12 +47,38 @@ const zodEnglishOnly = {
   name: 'zod-english-only',
   setup(b) {
     b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir) ? { path: path.join(args.resolveDir, '../locales/en.js'), namespace: 'zod-locales' } : undefined,
+      /[\\/]zod[\\/]v4[\\/](classic|core|mini)$/.test(args.resolveDir) ? { path: path.join(args.resolveDir, '../locales/en.js'), namespace: 'zod-locales' } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
       contents: `export { default as en } from ${JSON.stringify(args.path)};`,
       resolveDir: path.dirname(args.path),
     }));
+  },
+};
+
+/**
+ * zod/mini (src/validation/mini.ts, on the way of every command) gets a copy of zod's core of its own.
+ * esbuild places whole modules in chunks: sharing the core with classic zod (the flags of the changing
+ * commands) put the ~220 kB of core that classic zod uses into every start. The copy (the same files under
+ * another namespace) keeps only what mini uses, a few dozen kB. Its error class and messages are its own;
+ * vgpuctl tells zod errors apart by their trait ($ZodError), which both copies carry.
+ */
+const ZOD_MINI = 'zod-mini-copy';
+const zodMiniCopy = {
+  name: 'zod-mini-copy',
+  setup(b) {
+    const intoCopy = (file) => ({ path: file, namespace: ZOD_MINI, sideEffects: false });
+    b.onResolve({ filter: /^zod\/(mini|v4\/core|v4\/locales\/en\.js)$/ }, async (args) => {
+      if (args.pluginData === 'resolved') return undefined; // esbuild's own resolution, asked for below
+      const r = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: 'resolved' });
+      if (r.errors.length > 0) return { errors: r.errors };
+      return intoCopy(r.path);
+    });
+    b.onResolve({ filter: /^\./, namespace: ZOD_MINI }, (args) =>
+      // Only English of the translations, as for classic zod below.
+      intoCopy(path.resolve(args.resolveDir, args.path === '../locales/index.js' ? '../locales/en.js' : args.path)),
+    );
+    b.onLoad({ filter: /.*/, namespace: ZOD_MINI }, async (args) => ({ contents: await readFile(args.path, 'utf8'), resolveDir: path.dirname(args.path), loader: 'js' }));
   },
 };
 
@@ -68,7 +95,7 @@ const common = {
   sourcemap: 'external',
   logLevel: 'warning',
   absWorkingDir: repo,
-  plugins: [zodEnglishOnly],
+  plugins: [zodMiniCopy, zodEnglishOnly],
   define: { __VGPUCTL_BUILD_ID__: JSON.stringify(buildId) },
 };
 

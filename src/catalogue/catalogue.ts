@@ -4,7 +4,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import { isZodError } from '../validation/mini.js';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { packageFile } from '../host/package-files.js';
 import { boardSchema, type Board, type Profile } from './schema.js';
@@ -101,7 +101,7 @@ function readBoards(dir: string): Board[] {
     try {
       return boardSchema.parse(JSON.parse(text));
     } catch (e) {
-      const why = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message;
+      const why = isZodError(e) ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message;
       throw new VgpuctlError('internal', `profile catalogue file ${file} is invalid: ${why}`, { cause: e });
     }
   });

@@ -45,7 +45,7 @@ function checkFormat(globals: GlobalOptions, formats: string[] | undefined): voi
 }
 
 /** snapshotReads: the command only reads the host; its parts share one read of it (HostRoot.snapshotReads). */
-export function makeCommandSetup(io: Io, env: NodeJS.ProcessEnv, setupOptions: { snapshotReads?: boolean } = {}): CommandSetup {
+export function makeCommandSetup(io: Io, env: NodeJS.ProcessEnv, setupOptions: { snapshotReads?: boolean; noReadDeadline?: boolean } = {}): CommandSetup {
   let code = 0;
   return {
     io,

@@ -2,7 +2,8 @@
  * What every command gets: the host root, the writer for kernel attributes (real or simulated), the
  * catalogue, and the output format. Built once from the global options, validated with zod.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../validation/mini.js';
 import { bundledCatalogue, type Catalogue } from '../catalogue/catalogue.js';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { openHostRoot, type HostRoot } from '../host/host-root.js';
@@ -17,10 +18,13 @@ export const anyOutputSchema = z.enum(['table', 'json', 'text', 'nagios', 'prome
 });
 
 export const globalOptionsSchema = z.object({
-  root: z.string().min(1).default('/'),
-  simulate: z.boolean().default(false),
-  output: anyOutputSchema.default('table').transform((o): OutputFormat => (o === 'json' ? 'json' : 'table')),
-  rawOutput: anyOutputSchema.optional(),
+  root: z._default(z.string().check(z.minLength(1)), '/'),
+  simulate: z._default(z.boolean(), false),
+  output: z.pipe(
+    z._default(anyOutputSchema, 'table'),
+    z.transform((o): OutputFormat => (o === 'json' ? 'json' : 'table')),
+  ),
+  rawOutput: z.optional(anyOutputSchema),
 });
 export type GlobalOptions = z.infer<typeof globalOptionsSchema>;
 
@@ -31,8 +35,13 @@ export interface Context {
   output: OutputFormat;
 }
 
+/** What parseInput needs of a schema: classic and mini zod schemas both have it. */
+interface SafeParser<T> {
+  safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } };
+}
+
 /** Turns a zod failure on user input into a usage error that names the flag. */
-export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function parseInput<T>(schema: SafeParser<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
@@ -55,9 +64,14 @@ export function globalOptionsFrom(raw: Record<string, unknown>, env: NodeJS.Proc
   );
 }
 
-export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv, options: { snapshotReads?: boolean } = {}): Promise<Context> {
+/**
+ * snapshotReads: see HostRoot.snapshotReads. noReadDeadline: the command reads no attribute a driver
+ * answers, or arms the deadline itself before it does (`list`: type names only, see read-watchdog.ts).
+ */
+export async function makeContext(opts: GlobalOptions, env: NodeJS.ProcessEnv, options: { snapshotReads?: boolean; noReadDeadline?: boolean } = {}): Promise<Context> {
   const host = await openHostRoot(opts.root);
   if (options.snapshotReads) host.snapshotReads();
+  if (!options.noReadDeadline) await host.armReadDeadline(env);
   if (opts.simulate && host.isSystemRoot) {
     throw new VgpuctlError(
       'usage',

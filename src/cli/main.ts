@@ -86,7 +86,8 @@ export async function buildProgram(io: Io, env: NodeJS.ProcessEnv, argv?: string
   const { modules, command } = argv === undefined ? { modules: COMMAND_MODULES, command: null } : modulesFor(argv);
   if (modules.length === 0) return { program, setup: null };
   const [{ makeCommandSetup }, ...registers] = await Promise.all([import('./command-setup.js'), ...modules.map((m) => m.load())]);
-  const setup = makeCommandSetup(io, env, { snapshotReads: command !== null && READ_ONLY_COMMANDS.has(command) });
+  // `list` reads type names (answered by the kernel itself) and arms the read deadline only for vendor-VFIO state.
+  const setup = makeCommandSetup(io, env, { snapshotReads: command !== null && READ_ONLY_COMMANDS.has(command), noReadDeadline: command === 'list' });
   for (const register of registers) register(program, setup);
   for (const c of program.commands) inherit(c, io);
   return { program, setup };

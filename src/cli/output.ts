@@ -1,7 +1,6 @@
 /**
  * Printing: JSON (the stable contract) or a table for people. Commands return data; only the CLI prints.
  */
-import Table from 'cli-table3';
 import type { Warning } from '../host/inventory.js';
 
 export interface Io {
@@ -18,7 +17,12 @@ export const printJson = (io: Io, value: unknown): void => io.out(JSON.stringify
 
 export type Cell = string | number | boolean | null | undefined;
 
-export function renderTable(head: string[], rows: Cell[][]): string {
+/**
+ * cli-table3 (with its colour and emoji-width dependencies) is loaded when a table is printed, not by the
+ * JSON output of scripts and cron jobs: it was a fifth of a small command's start-up.
+ */
+export async function renderTable(head: string[], rows: Cell[][]): Promise<string> {
+  const { default: Table } = await import('cli-table3');
   const table = new Table({
     head,
     style: { head: [], border: [], compact: true },

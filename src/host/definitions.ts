@@ -6,7 +6,8 @@
  */
 import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import { isZodError } from '../validation/mini.js';
 import { HOST_PATHS, type HostRoot, hostReadError, readFileText } from './host-root.js';
 import { isUuid } from './identifiers.js';
 
@@ -16,19 +17,20 @@ const TYPE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}$/;
 const isAttrName = (k: string): boolean => !k.includes('..') && k.split('/').every((seg) => /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/.test(seg));
 
 export const definitionFileSchema = z.object({
-  mdev_type: z
-    .string()
-    .min(1)
-    .refine((t) => TYPE_ID_RE.test(t) && !t.includes('..'), 'not an mdev type id (like nvidia-286)'),
+  mdev_type: z.string().check(
+    z.minLength(1),
+    z.refine((t) => TYPE_ID_RE.test(t) && !t.includes('..'), 'not an mdev type id (like nvidia-286)'),
+  ),
   start: z.enum(['auto', 'manual']),
-  attrs: z
-    .array(
-      z
-        .record(z.string(), z.string())
-        .refine((o) => Object.keys(o).length === 1, 'each attribute is an object with exactly one key')
-        .refine((o) => Object.keys(o).every(isAttrName), 'an attribute name is a sysfs attribute of the device, like nvidia/vgpu_params'),
-    )
-    .default([]),
+  attrs: z._default(
+    z.array(
+      z.record(z.string(), z.string()).check(
+        z.refine((o) => Object.keys(o).length === 1, 'each attribute is an object with exactly one key'),
+        z.refine((o) => Object.keys(o).every(isAttrName), 'an attribute name is a sysfs attribute of the device, like nvidia/vgpu_params'),
+      ),
+    ),
+    [],
+  ),
 });
 export type DefinitionFile = z.infer<typeof definitionFileSchema>;
 
@@ -179,7 +181,7 @@ async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Defin
         try {
           parsed = parseDefinition(readFileText(file));
         } catch (e) {
-          const why = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; ') : (e as Error).message;
+          const why = isZodError(e) ? e.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; ') : (e as Error).message;
           problems.push({ file: hostFile, problem: `not a valid mdevctl definition (${why})` });
           continue;
         }

@@ -5,6 +5,7 @@
 import { promises as fs, accessSync, closeSync, constants as fsc, openSync, readSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
+import { armReadDeadline } from './read-watchdog.js';
 
 /** Kernel and system locations, as absolute paths on the host (re-rooted by HostRoot.path). */
 export const HOST_PATHS = {
@@ -89,6 +90,14 @@ export class HostRoot {
       this.snapshot.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Puts the reads of attributes a driver answers (which can hang) under a deadline (read-watchdog.ts);
+   * every command that reads such attributes calls it before it reads the host.
+   */
+  armReadDeadline(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+    return armReadDeadline(this.root, env);
   }
 
   get isSystemRoot(): boolean {
@@ -178,6 +187,18 @@ export class HostRoot {
     }
   }
 
+  /**
+   * True when realPath is a symbolic link with a relative target (what the kernel's sysfs links are), which
+   * the OS then resolves inside this root; false for an absolute link (resolve it with realpath) or no link.
+   */
+  async linkIsRelative(realPath: string): Promise<boolean> {
+    try {
+      return !readlinkSync(realPath).startsWith('/');
+    } catch {
+      return false;
+    }
+  }
+
   async exists(realPath: string): Promise<boolean> {
     try {
       accessSync(realPath, fsc.F_OK);
@@ -205,9 +226,10 @@ export class HostRoot {
 
   /** readAttr without a promise, for loops over thousands of attributes (mdev types). */
   readAttrSync(realPath: string): string | null {
+    const sys = this.isSystemRoot ? '/sys/' : `${this.root}/sys/`;
+    const attribute = realPath.startsWith(sys);
     try {
-      const sys = this.isSystemRoot ? '/sys/' : `${this.root}/sys/`;
-      const text = readFileText(realPath, realPath.startsWith(sys));
+      const text = readFileText(realPath, attribute);
       return text.replace(/\n+$/, '');
     } catch (e) {
       const code = errnoOf(e);

@@ -7,7 +7,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { scanDomains, type DomainRef } from '../libvirt/domain-scan.js';
 import { readDefinitions, type Definition } from './definitions.js';
 import type { HostRoot } from './host-root.js';
-import { discoverActiveMdevs, discoverParents, readTypesOf, type ActiveMdev, type MdevParent, type MdevType } from './mdev.js';
+import { discoverActiveMdevs, discoverParents, readTypeProfiles, type ActiveMdev, type MdevParent, type MdevType } from './mdev.js';
 import { discoverPci, isNvidiaGpu, type PciFunction } from './pci.js';
 import { isQemu, listProcesses, mdevUuidsInQemuArgs } from './processes.js';
 import { vendorActiveByPf, vendorDevicesFor, vendorTypesFor } from '../vendor-vfio/records.js';
@@ -240,7 +240,7 @@ export async function listDevices(
   const [active, defs, users] = await Promise.all([discoverActiveMdevs(host), readDefinitions(host), findDeviceUsers(host)]);
   // The types of the listed devices only: a listing of 160 definitions reads 160 types, not every type of
   // every parent (2,080 on a 160-VF host).
-  const types = await readTypesOf(host, [
+  const profiles = await readTypeProfiles(host, [
     ...(query.which !== 'defined' ? active : []),
     ...(query.which !== 'active' ? defs.definitions : []),
   ]);
@@ -248,11 +248,9 @@ export async function listDevices(
   const defKey = (parent: string, uuid: string) => `${parent}/${uuid}`;
   const defs_ = new Map<string, Definition>(defs.definitions.map((d) => [defKey(d.parent, d.uuid), d]));
   const activeByKey = new Map(active.map((a) => [`${defKey(a.parent, a.uuid)}/${a.type}`, a]));
-  const typeOf = (parent: string, id: string) => types.get(`${parent}/${id}`);
 
   const records = new Map<string, DeviceRecord>();
   const record = (uuid: string, parent: string, type: string, a: ActiveMdev | null, d: Definition | undefined): DeviceRecord => {
-    const t = typeOf(parent, type);
     const domainUsers = users.domains.get(uuid) ?? [];
     const qemuUsers = users.qemu.get(uuid) ?? [];
     const vm = domainUsers[0]?.name ?? qemuUsers[0]?.name ?? (qemuUsers[0] ? `qemu[${qemuUsers[0].pid}]` : null);
@@ -261,7 +259,7 @@ export async function listDevices(
       parent,
       type,
       // A definition whose parent is gone still names a type id; the catalogue says what it was.
-      profile: t?.profile?.profile ?? catalogue.profileByTypeId(type)?.profile.name ?? null,
+      profile: profiles.get(`${parent}/${type}`)?.profile ?? catalogue.profileByTypeId(type)?.profile.name ?? null,
       active: a !== null,
       defined: d !== undefined,
       autostart: d?.start === 'auto',

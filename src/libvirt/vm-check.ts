@@ -17,7 +17,7 @@ import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { isNvidiaGpu, type PciFunction } from '../host/pci.js';
 import { findTypeOn, type HostState } from '../lifecycle/host-state.js';
 import { usageOf } from '../rules/device-users.js';
-import { parseDomainXml } from './domain-scan.js';
+import { parseDomainXml } from './domain-xml.js';
 
 /** What nvidia-vgpu-mgr logs when a VM has several vGPUs of a profile that does not allow it (seed 004). */
 export const DRIVER_MULTI_VGPU_ERROR = 'multiple vGPUs in a VM not supported';

@@ -70,6 +70,7 @@ export function vendorDeviceRecords(vs: VendorState, catalogue: Catalogue, which
 
 import type { HostRoot } from '../host/host-root.js';
 import { hasVendorVfio, readVendorState } from './discovery.js';
+import { readVendorDefinitions } from './state.js';
 
 /** `types` rows of the vendor VFs (all, or of one VF or PF); [] on hosts without the interface. */
 export async function vendorTypesFor(host: HostRoot, catalogue: Catalogue, parent?: string): Promise<TypeRecord[]> {
@@ -83,6 +84,11 @@ export async function vendorTypesFor(host: HostRoot, catalogue: Catalogue, paren
 
 /** `list` rows of vendor vGPUs; definitions are read even when the VFs are gone (SR-IOV not enabled yet). */
 export async function vendorDevicesFor(host: HostRoot, catalogue: Catalogue, which: 'active' | 'defined' | 'all'): Promise<VendorDeviceRecord[]> {
+  // Without vgpuctl's own definitions a listing of defined devices has no vendor rows, and a host without
+  // the vendor interface no active ones: neither needs the whole host's PCI functions, domains, processes.
+  const defs = await readVendorDefinitions(host);
+  if (defs.definitions.length === 0 && (which === 'defined' || !(await hasVendorVfio(host)))) return [];
+  await host.armReadDeadline(); // the driver answers creatable_vgpu_types (list arms no earlier)
   const vs = await readVendorState(host, catalogue);
   if (vs.vfs.length === 0 && vs.definitions.length === 0) return [];
   return vendorDeviceRecords(vs, catalogue, which);

@@ -16,7 +16,7 @@ export function registerSriovCommands(program: Command, setup: CommandSetup): vo
       setup.action(async (ctx) => {
         const s = await sriovStatus(ctx.host);
         if (ctx.output === 'json') return printJson(setup.io, { sriov: s });
-        setup.io.out(s.length === 0 ? 'No SR-IOV capable NVIDIA GPUs.' : renderTable(['PF', 'TOTALVFS', 'NUMVFS', 'READY'], s.map((x) => [x.pf, x.totalvfs, x.numvfs, x.ready])));
+        setup.io.out(s.length === 0 ? 'No SR-IOV capable NVIDIA GPUs.' : await renderTable(['PF', 'TOTALVFS', 'NUMVFS', 'READY'], s.map((x) => [x.pf, x.totalvfs, x.numvfs, x.ready])));
       }),
     );
   sriov

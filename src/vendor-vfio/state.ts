@@ -3,7 +3,8 @@
  * `{"version":1,"vgpus":[{"vf":"0000:41:00.4","type":"nvidia-1150","profile":"L40S-4Q","start":"auto"}]}`,
  * sorted by VF, written through a temporary file and a rename (the write-file action).
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import { isZodError } from '../validation/mini.js';
 import { errnoOf, VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { HostRoot } from '../host/host-root.js';
 import { promises as fs } from 'node:fs';
@@ -11,17 +12,15 @@ import type { Action } from '../lifecycle/actions.js';
 
 export const VENDOR_STATE_PATH = '/etc/vgpuctl/vendor-vgpus.json';
 
-const definitionSchema = z
-  .object({
-    vf: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/),
-    type: z.string().regex(/^nvidia-\d+$/),
-    profile: z.string().nullable().default(null),
-    start: z.enum(['auto', 'manual']),
-  })
-  .strict();
+const definitionSchema = z.strictObject({
+  vf: z.string().check(z.regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/)),
+  type: z.string().check(z.regex(/^nvidia-\d+$/)),
+  profile: z._default(z.nullable(z.string()), null),
+  start: z.enum(['auto', 'manual']),
+});
 export type VendorDefinition = z.infer<typeof definitionSchema>;
 
-const fileSchema = z.object({ version: z.literal(1), vgpus: z.array(definitionSchema) }).strict();
+const fileSchema = z.strictObject({ version: z.literal(1), vgpus: z.array(definitionSchema) });
 
 export async function readVendorDefinitions(host: HostRoot): Promise<{ definitions: VendorDefinition[]; problems: string[]; content: string | null }> {
   let content: string;
@@ -35,7 +34,7 @@ export async function readVendorDefinitions(host: HostRoot): Promise<{ definitio
     const parsed = fileSchema.parse(JSON.parse(content));
     return { definitions: parsed.vgpus, problems: [], content };
   } catch (e) {
-    const why = e instanceof z.ZodError ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message;
+    const why = isZodError(e) ? e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') : (e as Error).message;
     return { definitions: [], problems: [`${VENDOR_STATE_PATH}: invalid (${why}); fix or remove it`], content };
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatDefinition, parseDefinition } from '../../src/host/definitions.js';
 import { mdevUuidsInQemuArgs } from '../../src/host/processes.js';
-import { parseDomainXml } from '../../src/libvirt/domain-scan.js';
+import { parseDomainXml } from '../../src/libvirt/domain-xml.js';
 import { virtualFunctionAddresses } from '../../src/simulator/layout.js';
 
 describe('SR-IOV VF addresses (offset/stride from the PF routing id)', () => {

@@ -51,7 +51,7 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
         );
         if (ctx.output === 'json') printJson(io, r);
         else {
-          io.out(r.findings.length === 0 ? 'Nothing to clean up.' : renderTable(['FINDING', 'SUBJECT', 'RESOLUTION', 'DETAIL'], r.findings.map((f) => [f.kind, f.subject, r.dry_run && f.resolution === 'removed' ? 'would remove' : f.resolution, f.detail])));
+          io.out(r.findings.length === 0 ? 'Nothing to clean up.' : await renderTable(['FINDING', 'SUBJECT', 'RESOLUTION', 'DETAIL'], r.findings.map((f) => [f.kind, f.subject, r.dry_run && f.resolution === 'removed' ? 'would remove' : f.resolution, f.detail])));
           if (r.vgpu_mgr.restart === 'refused') io.err(`vgpuctl: nvidia-vgpu-mgr not restarted: running VMs use vGPUs (${r.vgpu_mgr.blocking_vms.join(', ')}); stop them first, then run cleanup --restart-vgpu-mgr again`);
           if (r.vgpu_mgr.restart === 'not-requested') io.err('vgpuctl: leftover vGPUs stay until nvidia-vgpu-mgr restarts: run cleanup --restart-vgpu-mgr once no VM uses a vGPU');
           if (r.vgpu_mgr.restart === 'done') io.out('Restarted nvidia-vgpu-mgr.service.');

@@ -1,6 +1,6 @@
 /** `gpus`, `types`, `profiles`, `list`: the read-only commands. */
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
 import { normalizeParent, normalizeUuid } from '../../host/identifiers.js';
 import { listDevices, listGpus, listTypes } from '../../host/inventory.js';
@@ -16,14 +16,14 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .addHelpText('after', '\nExample:\n  vgpuctl gpus -o json')
     .action(
       setup.action(async (ctx, raw) => {
-        const opts = parseInput(z.object({ vfs: z.boolean().default(false) }), raw, 'option');
+        const opts = parseInput(z.object({ vfs: z._default(z.boolean(), false) }), raw, 'option');
         const { gpus, warnings } = await listGpus(ctx.host, ctx.catalogue, { includeVfs: opts.vfs });
         if (ctx.output === 'json') return printJson(setup.io, { gpus, warnings });
         printWarnings(setup.io, warnings);
         setup.io.out(
           gpus.length === 0
             ? 'No NVIDIA GPUs found.'
-            : renderTable(
+            : await renderTable(
                 ['ADDRESS', 'BOARD', 'DEVICE', 'DRIVER', 'MODE', 'VFS', 'IOMMU', 'NUMA', 'VGPUS'],
                 gpus.map((g) => [g.address, g.board, `${g.vendor_id.slice(2)}:${g.device_id.slice(2)}`, g.driver, g.mode, g.virtual_functions.length || null, g.iommu_group, g.numa_node, g.vgpus_active]),
               ),
@@ -41,7 +41,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .action(
       setup.action(async (ctx, raw) => {
         const opts = parseInput(
-          z.object({ parent: z.string().optional(), profile: z.string().min(1).optional(), available: z.boolean().default(false) }),
+          z.object({ parent: z.optional(z.string()), profile: z.optional(z.string().check(z.minLength(1))), available: z._default(z.boolean(), false) }),
           raw,
           'option',
         );
@@ -61,7 +61,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
         setup.io.out(
           types.length === 0
             ? 'No mdev types found.'
-            : renderTable(
+            : await renderTable(
                 ['PARENT', 'TYPE', 'PROFILE', 'SERIES', 'FB(MiB)', 'MAX', 'AVAIL', 'NAME'],
                 types.map((t) => [t.parent, t.type, t.profile, t.series, t.framebuffer_mib, t.max_instances, t.available_instances, t.name]),
               ),
@@ -75,7 +75,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .option('--board <board>', 'only this board, e.g. P40 or A100D')
     .action(
       setup.offlineAction(async (catalogue, output, raw) => {
-        const opts = parseInput(z.object({ board: z.string().min(1).optional() }), raw, 'option');
+        const opts = parseInput(z.object({ board: z.optional(z.string().check(z.minLength(1))) }), raw, 'option');
         const boards = opts.board === undefined ? catalogue.boards : [catalogue.board(opts.board)].filter((b) => b !== undefined);
         if (boards.length === 0) {
           throw new VgpuctlError('not-found', `unknown board ${JSON.stringify(opts.board)}; known boards: ${catalogue.boards.map((b) => b.board).join(', ')}`);
@@ -95,7 +95,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
         );
         if (output === 'json') return printJson(setup.io, { boards: boards.map((b) => ({ ...b, profiles: undefined })), profiles });
         setup.io.out(
-          renderTable(
+          await renderTable(
             ['BOARD', 'PROFILE', 'SERIES', 'FB(MiB)', 'MAX/GPU', 'TYPE', 'MULTI/VM', 'PLACEMENT'],
             profiles.map((p) => [p.board, p.profile, p.series, p.framebuffer_mib, p.max_per_gpu, p.type_id, p.multi_vgpu_per_vm ? 'yes' : 'no', p.placement]),
           ),
@@ -114,7 +114,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .action(
       setup.action(async (ctx, raw) => {
         const opts = parseInput(
-          z.object({ defined: z.boolean().default(false), all: z.boolean().default(false), parent: z.string().optional(), uuid: z.string().optional() }),
+          z.object({ defined: z._default(z.boolean(), false), all: z._default(z.boolean(), false), parent: z.optional(z.string()), uuid: z.optional(z.string()) }),
           raw,
           'option',
         );
@@ -129,7 +129,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
         setup.io.out(
           devices.length === 0
             ? 'No mdevs.'
-            : renderTable(
+            : await renderTable(
                 ['UUID', 'PARENT', 'TYPE', 'PROFILE', 'STATE', 'START', 'VM'],
                 devices.map((d) => [
                   d.uuid,

@@ -55,7 +55,7 @@ export function registerPciCommands(program: Command, setup: CommandSetup): void
         io.out(
           cards.length === 0
             ? 'No NVIDIA cards.'
-            : renderTable(
+            : await renderTable(
                 ['NAME', 'ADDRESS', 'FUNCTIONS', 'IOMMU', 'SHARES GROUP WITH', 'MDEVS'],
                 cards.map((c) => [c.name, c.address, c.functions.map((f) => `${f.address.slice(-1)}:${f.role}(${f.driver ?? '-'})`).join(' '), c.iommuGroups.join(','), c.foreignInGroup.map((f) => f.address).join(',') || null, c.mdevs.length || null]),
               ),

@@ -44,20 +44,20 @@ async function readPlan(ctx: Context, o: PlanOptions): Promise<Plan> {
 
 const lc = lifecycleContextOf;
 
-function printReport(io: Io, r: PlanReport, verb: string): void {
+async function printReport(io: Io, r: PlanReport, verb: string): Promise<void> {
   if (r.changes.length === 0) io.out(`No changes: the host already matches the plan (${r.devices.length} vGPU(s)).`);
   else {
     io.out(`${r.dry_run ? 'Would make' : 'Made'} ${r.changes.length} change(s):`);
-    io.out(renderTable(['ACTION', 'UUID', 'PARENT', 'TYPE'], r.changes.map((c) => [c.action, c.uuid, c.parent, c.type])));
+    io.out(await renderTable(['ACTION', 'UUID', 'PARENT', 'TYPE'], r.changes.map((c) => [c.action, c.uuid, c.parent, c.type])));
   }
   const left = r.unplanned.filter((u) => !u.pruned);
   if (left.length > 0) {
     io.out(`\nNot in the plan, left alone${verb === 'apply' ? ' (use --prune to remove what no VM uses)' : ''}:`);
-    io.out(renderTable(['UUID', 'PARENT', 'TYPE', 'STATE', 'IN USE BY'], left.map((u) => [u.uuid, u.parent, u.type, [u.active ? 'active' : null, u.defined ? 'defined' : null].filter(Boolean).join('+'), u.in_use.join(', ') || null])));
+    io.out(await renderTable(['UUID', 'PARENT', 'TYPE', 'STATE', 'IN USE BY'], left.map((u) => [u.uuid, u.parent, u.type, [u.active ? 'active' : null, u.defined ? 'defined' : null].filter(Boolean).join('+'), u.in_use.join(', ') || null])));
   }
   if (r.capacity.length > 0) {
     io.out('\nCapacity after the plan:');
-    io.out(renderTable(['GPU', 'TYPE', 'PROFILE', 'FREE'], r.capacity.map((c) => [c.parent, c.type, c.profile, c.available_after])));
+    io.out(await renderTable(['GPU', 'TYPE', 'PROFILE', 'FREE'], r.capacity.map((c) => [c.parent, c.type, c.profile, c.available_after])));
   }
 }
 
@@ -87,7 +87,7 @@ export function registerPlanCommands(program: Command, setup: CommandSetup): voi
         const o = parseInput(planOptions, raw, 'option');
         const r = await planChanges(lc(ctx, io, o), await readPlan(ctx, o), o.prune);
         if (ctx.output === 'json') printJson(io, r);
-        else printReport(io, r, 'plan');
+        else await printReport(io, r, 'plan');
       }),
     );
 
@@ -101,7 +101,7 @@ export function registerPlanCommands(program: Command, setup: CommandSetup): voi
         if (o.waitForParents > 0) await waitForParents(l, plan, o.waitForParents);
         const r = await applyPlan(l, plan, o.prune);
         if (ctx.output === 'json') printJson(io, r);
-        else printReport(io, r, 'apply');
+        else await printReport(io, r, 'apply');
       }),
     );
 
@@ -113,7 +113,7 @@ export function registerPlanCommands(program: Command, setup: CommandSetup): voi
       else if (r.matches) io.out('The host matches the plan.');
       else {
         io.out('The host does not match the plan:');
-        io.out(renderTable(['NEEDS', 'UUID', 'PARENT', 'TYPE'], r.differences.map((d) => [d.action, d.uuid || null, d.parent || null, d.type])));
+        io.out(await renderTable(['NEEDS', 'UUID', 'PARENT', 'TYPE'], r.differences.map((d) => [d.action, d.uuid || null, d.parent || null, d.type])));
       }
       if (!r.matches) setup.fail(1);
     }),

@@ -22,7 +22,7 @@ export function registerSimCommands(program: Command, setup: CommandSetup): void
       setup.offlineAction(async (_catalogue, output) => {
         const fixtures = listBundledFixtures().map((name) => ({ name, summary: loadFixture(name).summary }));
         if (output === 'json') return printJson(setup.io, { fixtures });
-        setup.io.out(renderTable(['FIXTURE', 'SUMMARY'], fixtures.map((f) => [f.name, f.summary])));
+        setup.io.out(await renderTable(['FIXTURE', 'SUMMARY'], fixtures.map((f) => [f.name, f.summary])));
       }),
     );
 
