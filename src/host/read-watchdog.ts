@@ -31,12 +31,14 @@ const MAX_READ_TIMEOUT_S = 3600;
 const TICK_S = 0.25;
 
 /*
- * $1 pid, $2 ticks to wait, $3 limit (for the message), $4 root. A tick where the thread is in another
- * system call, or in the same one with more CPU time used, starts the count again. Syscall numbers
- * (x86_64): 0 read, 17 pread64 (fd is the first argument), 2 open, 257 openat (path is the first or second).
+ * $1 pid, $2 ticks to wait, $3 limit (for the message), $4 root, $5 the numbers of read and pread64 (fd is
+ * the first argument), $6 of open (path first; "-" where the architecture has none), $7 of openat (path
+ * second): /proc/<pid>/syscall shows numbers, and they differ between architectures (SYSCALLS below). A
+ * tick where the thread is in another system call, or in the same one with more CPU time used, starts the
+ * count again.
  */
 const WATCHDOG_SH = `
-p=$1; ticks=$2; limit=$3; root=$4
+p=$1; ticks=$2; limit=$3; root=$4; reads=$5; open=$6; openat=$7
 last=; n=0
 while :; do
   # stdin is a pipe from vgpuctl: end of file the moment it ends, a time-out every tick.
@@ -44,13 +46,16 @@ while :; do
   s=$(cat "/proc/$p/syscall" 2>/dev/null) || exit 0
   cpu=$(cut -d' ' -f14,15 "/proc/$p/task/$p/stat" 2>/dev/null)
   set -- $s
-  case $1 in 0|2|17|257) ;; *) last=; n=0; continue ;; esac
+  case " $reads $open $openat " in *" $1 "*) ;; *) last=; n=0; continue ;; esac
   if [ "$s $cpu" != "$last" ]; then last="$s $cpu"; n=0; continue; fi
   n=$((n + 1))
   [ "$n" -ge "$ticks" ] || continue
-  case $1 in
-    0|17) f=$(readlink "/proc/$p/fd/$(($2))") ;;
-    2) f=$(dd if="/proc/$p/mem" bs=4096 iflag=skip_bytes,count_bytes skip=$(($2)) count=4096 status=none | tr '\\0' '\\n' | head -n 1) ;;
+  call=$1
+  case " $reads " in *" $call "*) call=read ;; esac
+  [ "$call" = "$open" ] && call=open
+  case $call in
+    read) f=$(readlink "/proc/$p/fd/$(($2))") ;;
+    open) f=$(dd if="/proc/$p/mem" bs=4096 iflag=skip_bytes,count_bytes skip=$(($2)) count=4096 status=none | tr '\\0' '\\n' | head -n 1) ;;
     *) f=$(dd if="/proc/$p/mem" bs=4096 iflag=skip_bytes,count_bytes skip=$(($3)) count=4096 status=none | tr '\\0' '\\n' | head -n 1) ;;
   esac
   case $f in "$root"/sys/*|/sys/*) ;; *) last=; n=0; continue ;; esac
@@ -60,6 +65,16 @@ while :; do
   exit 0
 done
 `;
+
+/**
+ * System call numbers of the reads and opens a host read makes (node: openat then read), from the kernel's
+ * tables: arch/x86/entry/syscalls/syscall_64.tbl and include/uapi/asm-generic/unistd.h (arm64, whose only
+ * open is openat). Grace Hopper hosts are arm64.
+ */
+const SYSCALLS: Partial<Record<NodeJS.Architecture, { reads: string; open: string; openat: string }>> = {
+  x64: { reads: '0 17', open: '2', openat: '257' },
+  arm64: { reads: '63 67', open: '-', openat: '56' },
+};
 
 const readTimeoutSchema = z.pipe(
   z.string().check(z.trim(), z.regex(/^\d+(\.\d+)?$/)),
@@ -86,7 +101,9 @@ let armed: Promise<void> | null = null;
 export function armReadDeadline(root: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   armed ??= (async () => {
     const limitS = readTimeoutFrom(env);
-    if (process.platform !== 'linux') return; // /proc/<pid>/syscall is Linux's
+    const calls = SYSCALLS[process.arch];
+    // /proc/<pid>/syscall is Linux's; on an architecture whose numbers are not listed, no deadline.
+    if (process.platform !== 'linux' || calls === undefined) return;
     let realRoot = root;
     try {
       realRoot = realpathSync.native(root);
@@ -98,7 +115,7 @@ export function armReadDeadline(root: string, env: NodeJS.ProcessEnv = process.e
     // It shares vgpuctl's stderr (whatever it is: a terminal, a pipe, journald's socket) and reads a pipe
     // only vgpuctl writes to: when vgpuctl ends, the pipe does, and the watchdog at once (so it never holds
     // vgpuctl's output open). Neither keeps vgpuctl alive.
-    const sub = execa('/bin/bash', ['-c', WATCHDOG_SH, 'vgpuctl-watchdog', String(process.pid), String(ticks), String(limitS), realRoot], {
+    const sub = execa('/bin/bash', ['-c', WATCHDOG_SH, 'vgpuctl-watchdog', String(process.pid), String(ticks), String(limitS), realRoot, calls.reads, calls.open, calls.openat], {
       stdio: ['pipe', 'ignore', 'inherit'],
       detached: true,
       reject: false,
