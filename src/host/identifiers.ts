@@ -43,6 +43,19 @@ export function normalizeUuid(input: string): string {
 }
 
 /**
+ * A device as `list -u` names it: an mdev's UUID, or the VF of a vendor-VFIO vGPU (which has no UUID of
+ * its own; its `uuid` in listings is a handle derived from the VF, which is a UUID and matches too).
+ */
+export function normalizeDeviceRef(input: string): { uuid: string } | { vf: string } {
+  refuseSurroundingSpace(input, 'a UUID or VF address');
+  if (!isUuid(input)) {
+    const asPci = normalizeParent(input);
+    if (isPciAddress(asPci)) return { vf: asPci };
+  }
+  return { uuid: normalizeUuid(input) };
+}
+
+/**
  * A parent as the operator writes it. PCI addresses are accepted in full (0000:82:00.0), short
  * (82:00.0) or upper case and normalised to the kernel's spelling; other device names pass unchanged.
  */

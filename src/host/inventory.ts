@@ -197,6 +197,8 @@ export interface DeviceQuery {
   which: 'active' | 'defined' | 'all';
   parent?: string;
   uuid?: string;
+  /** Only the vendor-VFIO vGPU on this VF. */
+  vf?: string;
 }
 
 export interface DeviceUsers {
@@ -285,6 +287,7 @@ export async function listDevices(
   let devices = [...records.values()];
   if (query.parent !== undefined) devices = devices.filter((d) => d.parent === query.parent);
   if (query.uuid !== undefined) devices = devices.filter((d) => d.uuid === query.uuid);
+  if (query.vf !== undefined) devices = devices.filter((d) => 'vf' in d && d.vf === query.vf);
   devices.sort((a, b) => (a.parent === b.parent ? (a.uuid < b.uuid ? -1 : 1) : a.parent < b.parent ? -1 : 1));
   return { devices, warnings };
 }

@@ -60,6 +60,15 @@ describe('l40s-vfio: types, create, list, destroy', () => {
       uuid: vfHandle('0000:41:00.4'), parent: '0000:41:00.4', type: 'nvidia-1150', profile: 'L40S-4Q', active: true, defined: true, autostart: true,
       attrs: [], vm: null, vm_running: false, vf: '0000:41:00.4',
     });
+    // -u takes the VF address (short or upper case too) or its handle; an mdev-only UUID matches none of them.
+    for (const ref of ['0000:41:00.5', '41:00.5', vfHandle('0000:41:00.5')]) {
+      const one = (await cli(['--root', host.root, 'list', '--all', '-u', ref, '-o', 'json'])).json();
+      expect(one.devices.map((d: any) => d.vf)).toEqual(['0000:41:00.5']);
+    }
+    expect((await cli(['--root', host.root, 'list', '-u', '0000:41:00.3', '-o', 'json'])).json().devices).toEqual([]);
+    const badRef = await cli(['--root', host.root, 'list', '-u', 'gpu0']);
+    expect(badRef.code).toBe(2);
+    expect(badRef.stderr).toMatch(/"gpu0" is not a UUID/);
     const gpus = (await cli(['--root', host.root, 'gpus', '-o', 'json'])).json();
     expect(gpus.gpus[0].vgpus_active).toBe(3);
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import * as z from 'zod/mini';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
-import { normalizeParent, normalizeUuid } from '../../host/identifiers.js';
+import { normalizeDeviceRef, normalizeParent } from '../../host/identifiers.js';
 import { listDevices, listGpus, listTypes } from '../../host/inventory.js';
 import { parseInput } from '../context.js';
 import { printJson, printWarnings, renderTable } from '../output.js';
@@ -109,7 +109,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
     .option('-d, --defined', 'persistent definitions in /etc/mdevctl.d')
     .option('--all', 'active and defined devices')
     .option('-p, --parent <parent>', 'only devices of this parent')
-    .option('-u, --uuid <uuid>', 'only this device')
+    .option('-u, --uuid <uuid>', 'only this device: its UUID, or the VF address of a vendor-VFIO vGPU')
     .addHelpText('after', '\nExamples:\n  vgpuctl list\n  vgpuctl list --all -o json')
     .action(
       setup.action(async (ctx, raw) => {
@@ -122,7 +122,7 @@ export function registerInventoryCommands(program: Command, setup: CommandSetup)
         const { devices, warnings } = await listDevices(ctx.host, ctx.catalogue, {
           which: opts.all ? 'all' : opts.defined ? 'defined' : 'active',
           parent: opts.parent === undefined ? undefined : normalizeParent(opts.parent),
-          uuid: opts.uuid === undefined ? undefined : normalizeUuid(opts.uuid),
+          ...(opts.uuid === undefined ? {} : normalizeDeviceRef(opts.uuid)),
         });
         if (ctx.output === 'json') return printJson(setup.io, { devices, warnings });
         printWarnings(setup.io, warnings);
