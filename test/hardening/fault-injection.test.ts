@@ -29,6 +29,7 @@ import {
   failureProblems,
   fixtureHost,
   judge,
+  listTmpLitter,
   lexists,
   put,
   putBootUnit,
@@ -165,18 +166,7 @@ function causeOf(f: Fault): RegExp {
   return new RegExp(`\\b${f.errno}\\b`);
 }
 
-async function tmpLitter(host: HostRoot): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (/\.tmp$|\.new$|\.stale\./.test(e.name)) out.push(path.relative(host.root, p));
-    }
-  };
-  for (const d of ['/etc', '/run', '/var/lib']) await walk(host.path(d));
-  return out;
-}
+const tmpLitter = (host: HostRoot): Promise<string[]> => listTmpLitter(host, ['/etc', '/run', '/var/lib']);
 
 const totals = { runs: 0, sysfs: 0, file: 0, inconsistent: 0, lost: 0, leaked: 0, notConverged: 0 };
 

@@ -422,11 +422,7 @@ export async function putBootUnit(host: HostRoot, uuid: string): Promise<void> {
   await fs.symlink(unit, path.join(wants, `nvidia-mdev@${uuid}.service`));
 }
 
-export function writePlanFile(text: string): string {
-  const file = path.join(tempDir('vgpuctl-hard-plan-'), 'plan.yaml');
-  writeFileSync(file, text);
-  return file;
-}
+export { writePlanFile } from './hosts.js';
 
 // ---------------------------------------------------------------------------------------------------
 // The simulated kernel after a random kill.
@@ -585,8 +581,8 @@ export async function settleTornPci(host: HostRoot, addresses: string[]): Promis
   return repaired;
 }
 
-/** Temporary files (vgpuctl's .tmp, the lock's .new and .stale.) under the directories vgpuctl writes. */
-export async function listTmpLitter(host: HostRoot): Promise<string[]> {
+/** Temporary files (vgpuctl's .tmp, the lock's .new and .stale.) under the directories vgpuctl writes (or `dirs`). */
+export async function listTmpLitter(host: HostRoot, dirs = ['/etc/mdevctl.d', '/run/vgpuctl', '/var/lib/vgpuctl']): Promise<string[]> {
   const out: string[] = [];
   const walk = async (dir: string): Promise<void> => {
     for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
@@ -595,7 +591,7 @@ export async function listTmpLitter(host: HostRoot): Promise<string[]> {
       else if (/\.tmp$|\.new$|\.stale\./.test(e.name)) out.push(path.relative(host.root, p));
     }
   };
-  for (const d of ['/etc/mdevctl.d', '/run/vgpuctl', '/var/lib/vgpuctl']) await walk(host.path(d));
+  for (const d of dirs) await walk(host.path(d));
   return out;
 }
 

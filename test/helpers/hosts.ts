@@ -1,5 +1,5 @@
 /** Temporary host trees laid out from fixtures, removed after each test file. */
-import { mkdtempSync, promises as fs } from 'node:fs';
+import { mkdtempSync, promises as fs, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
@@ -41,4 +41,11 @@ export async function snapshotTree(root: string): Promise<Map<string, string>> {
   };
   await walk(root);
   return out;
+}
+
+/** A plan file with this text in a fresh temporary directory; returns its path. */
+export function writePlanFile(text: string): string {
+  const file = path.join(tempDir('vgpuctl-plan-'), 'plan.yaml');
+  writeFileSync(file, text);
+  return file;
 }

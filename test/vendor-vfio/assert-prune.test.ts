@@ -3,7 +3,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
-import { hostFrom, snapshotTree, tempDir } from '../helpers/hosts.js';
+import { hostFrom, snapshotTree, writePlanFile } from '../helpers/hosts.js';
+import { MIXED_PLAN_TEXT } from './mixed-plan.js';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { vfHandle } from '../../src/vendor-vfio/discovery.js';
 
@@ -11,22 +12,9 @@ const current = (root: string, vf: string) => readFileSync(path.join(root, 'sys/
 const defs = (root: string) => JSON.parse(readFileSync(path.join(root, 'etc/vgpuctl/vendor-vgpus.json'), 'utf8')).vgpus as Array<{ vf: string; type: string; start: string }>;
 const sim = (host: HostRoot, ...args: string[]) => cli(['--root', host.root, '--simulate', ...args]);
 
-function planFile(text: string): string {
-  const f = path.join(tempDir(), 'plan.yaml');
-  writeFileSync(f, text);
-  return f;
-}
+const planFile = writePlanFile;
 
-const MIXED = planFile(`version: 1
-defaults: { autostart: true }
-gpus:
-  - select: { address: "0000:82:00.0" }
-    profile: P40-12C
-    count: 2
-  - select: { pf: "0000:41:00.0" }
-    profile: L40S-8Q
-    count: 3
-`);
+const MIXED = planFile(MIXED_PLAN_TEXT);
 
 /** A running libvirt domain with the VF as a PCI hostdev. */
 function runningVm(host: HostRoot, name: string, vf: string): void {

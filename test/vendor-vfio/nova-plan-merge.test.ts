@@ -3,27 +3,15 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
-import { hostFrom, snapshotTree, tempDir } from '../helpers/hosts.js';
+import { hostFrom, snapshotTree, tempDir, writePlanFile } from '../helpers/hosts.js';
+import { MIXED_PLAN_TEXT } from './mixed-plan.js';
 import { novaCheck, skipWithoutNova } from '../nova/nova-python.js';
 
 const NOVA_CONF = path.join(import.meta.dirname, '../nova/fixtures/nova-compute.conf');
 
-function planFile(text: string): string {
-  const f = path.join(tempDir(), 'plan.yaml');
-  writeFileSync(f, text);
-  return f;
-}
+const planFile = writePlanFile;
 const L40S_PLAN = planFile('version: 1\ngpus:\n  - select: { pf: "0000:41:00.0" }\n    profile: L40S-8Q\n    count: 3\n');
-const MIXED_PLAN = planFile(`version: 1
-defaults: { autostart: true }
-gpus:
-  - select: { address: "0000:82:00.0" }
-    profile: P40-12C
-    count: 2
-  - select: { pf: "0000:41:00.0" }
-    profile: L40S-8Q
-    count: 3
-`);
+const MIXED_PLAN = planFile(MIXED_PLAN_TEXT);
 const VF = (a: string) => ({ address: a, vendor_id: '10de', product_id: '26b9', parent_addr: '0000:41:00.0' });
 const spec = (a: string) => ({ vendor_id: '10de', product_id: '26b9', address: a, managed: 'no', resource_class: 'CUSTOM_NVIDIA_L40S_8Q' });
 

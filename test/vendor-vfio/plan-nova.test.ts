@@ -3,27 +3,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
-import { hostFrom, tempDir } from '../helpers/hosts.js';
+import { hostFrom, tempDir, writePlanFile } from '../helpers/hosts.js';
+import { MIXED_PLAN_TEXT } from './mixed-plan.js';
 import { vfHandle } from '../../src/vendor-vfio/discovery.js';
 
 const current = (root: string, vf: string) => readFileSync(path.join(root, 'sys/bus/pci/devices', vf, 'nvidia/current_vgpu_type'), 'utf8').trim();
 
-function planFile(text: string): string {
-  const f = path.join(tempDir(), 'plan.yaml');
-  writeFileSync(f, text);
-  return f;
-}
+const planFile = writePlanFile;
 
-const MIXED = `version: 1
-defaults: { autostart: true }
-gpus:
-  - select: { address: "0000:82:00.0" }
-    profile: P40-12C
-    count: 2
-  - select: { pf: "0000:41:00.0" }
-    profile: L40S-8Q
-    count: 3
-`;
+const MIXED = MIXED_PLAN_TEXT;
 
 describe('one plan for an mdev GPU and a vendor-VFIO GPU', () => {
   it('plan, apply, idempotent re-apply, and apply after a reboot', async () => {
