@@ -90,7 +90,9 @@ gpus:
   - { select: { pf: "0000:81:00.0" }, type: nvidia-699, count: 1 }
 `);
     const viaNative = await sim(host, 'plan', '-f', native, '-o', 'json');
-    expect(viaNative.json().devices).toEqual(r.json().devices);
+    // The same devices (the import pins each to its VF, so its slots are in VF order, not UUID order).
+    const byUuid = (ds: any[]) => [...ds].sort((x, y) => (x.uuid < y.uuid ? -1 : 1));
+    expect(byUuid(viaNative.json().devices)).toEqual(byUuid(r.json().devices));
   }, SLOW);
 
   it("the seed's time-sliced layout (2 x nvidia-697 on VF 0 and 1) reaches the host the native plan reaches", async () => {
@@ -132,11 +134,9 @@ gpus:
     expect((await sim(viaNative, 'assert', '-f', file, '--from', 'stackhpc')).code).toBe(0);
   }, SLOW);
 
-  // KNOWN GAP, reported: the import keeps each type's count but drops StackHPC's VF `index`; new vGPUs go to
-  // the first free VFs in type order. nova's [mdev_nvidia-699] device_addresses names VFs by address, so a
-  // layout whose indexes are not grouped by type lands on other VFs than the role would use. it.fails:
-  // this test turns red (as it should) once the import honours the index.
-  it.fails('KNOWN GAP: honours the VF index (nvidia-699 on VF 1 = 0000:21:00.5)', async () => {
+  // StackHPC's index N is the PF's virtfnN; nova's [mdev_<type>] device_addresses names VFs by address, so a
+  // layout whose indexes are not grouped by type must land on exactly those VFs (select.vfs in the plan).
+  it('keeps the VF index: nvidia-699 on VF 1 = 0000:21:00.5, as plan, apply and assert show', async () => {
     const file = writePlan(
       `vgpu_definitions:
     - pci_address: "0000:21:00.0"
@@ -152,12 +152,67 @@ gpus:
     const r = await sim(host, 'plan', '-f', file, '--from', 'stackhpc', '--prune', '-o', 'json');
     expect(r.code, r.stderr).toBe(0);
     const on21 = r.json().devices.filter((d: any) => d.gpu === '0000:21:00.0').map((d: any) => [d.parent, d.type]).sort();
-    expect(on21).toEqual([
+    const wanted = [
       ['0000:21:00.4', 'nvidia-700'],
       ['0000:21:00.5', 'nvidia-699'],
       ['0000:21:00.6', 'nvidia-700'],
       ['0000:21:00.7', 'nvidia-700'],
-    ]);
+    ];
+    expect(on21).toEqual(wanted);
+
+    const a = await sim(host, 'apply', '-f', file, '--from', 'stackhpc', '--prune', '-o', 'json');
+    expect(a.code, a.stderr).toBe(0);
+    const rows = (await devices(host)).filter((d) => d.parent.startsWith('0000:21:'));
+    expect(rows.map((d) => [d.parent, d.type, d.active, d.defined, d.autostart]).sort()).toEqual(wanted.map(([p, t]) => [p, t, true, true, false]));
+    expect((await sim(host, 'assert', '-f', file, '--from', 'stackhpc')).code).toBe(0);
+    const again = await sim(host, 'apply', '-f', file, '--from', 'stackhpc', '--prune', '-o', 'json');
+    expect(again.json()).toMatchObject({ changed: false, changes: [] });
+
+    const native = writePlan(`version: 1
+defaults: { autostart: false }
+gpus:
+  - { select: { pf: "0000:21:00.0", vfs: [0, 2, 3] }, type: nvidia-700, count: 3 }
+  - { select: { pf: "0000:21:00.0", vfs: [1] }, type: nvidia-699, count: 1 }
+`);
+    expect((await sim(host, 'assert', '-f', native)).code).toBe(0);
+    // 699 on VF 3 instead is another host: the same counts per type, but assert says it does not match.
+    const vf3 = writePlan(`version: 1
+defaults: { autostart: false }
+gpus:
+  - { select: { pf: "0000:21:00.0", vfs: [0, 1, 2] }, type: nvidia-700, count: 3 }
+  - { select: { pf: "0000:21:00.0", vfs: [3] }, type: nvidia-699, count: 1 }
+`);
+    const moved = await sim(host, 'assert', '-f', vf3, '-o', 'json');
+    expect(moved.code, moved.stderr).toBe(1);
+    expect(moved.json().differences.map((d: any) => d.type).join('\n')).toMatch(/^gpus\[0\]\.select\.vfs \(A100D-2-20C\): 0000:21:00\.5 of 0000:21:00\.0 already carries nvidia-699 \([0-9a-f-]{36}\); one vGPU per virtual function: run with --prune/);
+    const plain = writePlan(`version: 1
+defaults: { autostart: false }
+gpus:
+  - { select: { pf: "0000:21:00.0" }, type: nvidia-700, count: 3 }
+  - { select: { pf: "0000:21:00.0" }, type: nvidia-699, count: 1 }
+`);
+    expect((await sim(host, 'assert', '-f', plain)).code).toBe(0);
+  }, SLOW);
+});
+
+describe('select: { pf, vfs } (the placement the StackHPC import uses)', () => {
+  it('is checked before any write: count must match, an index is named once, exists (virtfnN) and is not given twice', async () => {
+    const host = cloneHost(a100);
+    const snap = await snapshotTree(host.root);
+    const run = async (body: string) => sim(host, 'apply', '-f', writePlan(`version: 1\ngpus:\n${body}`));
+    const count = await run('  - { select: { pf: "0000:21:00.0", vfs: [0, 1] }, type: nvidia-700, count: 3 }\n');
+    expect(count.code).toBe(2);
+    expect(count.stderr).toMatch(/:3: gpus\.0\.count: select\.vfs puts one vGPU on each VF it names: count must be the number of VF indexes/);
+    const twice = await run('  - { select: { pf: "0000:21:00.0", vfs: [1, 1] }, type: nvidia-700, count: 2 }\n');
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/gpus\.0\.select\.vfs: names a VF index twice/);
+    const absent = await run('  - { select: { pf: "0000:21:00.0", vfs: [200] }, type: nvidia-700, count: 1 }\n');
+    expect(absent.code).toBe(2);
+    expect(absent.stderr).toMatch(/gpus\[0\] \(nvidia-700\): 0000:21:00\.0 has no virtual function 200 \(no virtfn200\); enable its VFs/);
+    const shared = await run('  - { select: { pf: "0000:21:00.0", vfs: [0] }, type: nvidia-700, count: 1 }\n  - { select: { pf: "0000:21:00.0", vfs: [0] }, type: nvidia-699, count: 1 }\n');
+    expect(shared.code).toBe(2);
+    expect(shared.stderr).toMatch(/gpus\[1\]\.select\.vfs \(A100D-1-10C\): 0000:21:00\.4 of 0000:21:00\.0 already carries nvidia-700/);
+    expect(treeDiff(snap, await snapshotTree(host.root))).toEqual([]);
   }, SLOW);
 });
 
