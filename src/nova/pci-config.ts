@@ -85,12 +85,15 @@ export function functionsOfCard(pci: Map<string, PciFunction>, gpu: PciFunction)
   return { functions: sameSlot, others };
 }
 
-/** The GPUs meant for passthrough: the ones named, or every NVIDIA GPU bound to vfio-pci (or pci-stub). */
-export function selectPassthroughGpus(pci: Map<string, PciFunction>, state: HostState, addresses: string[]): { gpus: PciFunction[]; warnings: Warning[] } {
+/**
+ * The GPUs meant for passthrough: the ones named, or every NVIDIA GPU bound to vfio-pci (or pci-stub).
+ * `optional`: none is no error (the vendor-VFIO [pci] options carry the passthrough ones along, when any).
+ */
+export function selectPassthroughGpus(pci: Map<string, PciFunction>, state: HostState, addresses: string[], optional = false): { gpus: PciFunction[]; warnings: Warning[] } {
   const warnings: Warning[] = [];
   if (addresses.length === 0) {
     const gpus = [...pci.values()].filter((f) => isNvidiaGpu(f) && f.physfn === null && (f.driver === 'vfio-pci' || f.driver === 'pci-stub'));
-    if (gpus.length === 0) {
+    if (gpus.length === 0 && !optional) {
       throw new VgpuctlError(
         'refused',
         'no NVIDIA GPU on this host is bound to vfio-pci, so none is meant for passthrough; bind the cards to vfio-pci (vfio-pci.ids=10de:XXXX) or name them with --gpu ADDRESS',
@@ -125,10 +128,10 @@ export function buildPciConfig(
   state: HostState,
   catalogue: Catalogue,
   pci: Map<string, PciFunction>,
-  options: { release: NovaRelease; gpus: string[] },
+  options: { release: NovaRelease; gpus: string[]; optional?: boolean },
 ): NovaPciConfig {
   const { release } = options;
-  const { gpus: selected, warnings } = selectPassthroughGpus(pci, state, options.gpus);
+  const { gpus: selected, warnings } = selectPassthroughGpus(pci, state, options.gpus, options.optional);
   const aliases: PciAlias[] = [];
   const gpus: PassthroughGpu[] = [];
   const aliasFor = (f: PciFunction, base: string, role: FunctionRole, deviceType: PciAlias['device_type']): PciAlias => {
