@@ -168,30 +168,19 @@ gpus:
     const again = await sim(host, 'apply', '-f', file, '--from', 'stackhpc', '--prune', '-o', 'json');
     expect(again.json()).toMatchObject({ changed: false, changes: [] });
 
-    const native = writePlan(`version: 1
-defaults: { autostart: false }
-gpus:
-  - { select: { pf: "0000:21:00.0", vfs: [0, 2, 3] }, type: nvidia-700, count: 3 }
-  - { select: { pf: "0000:21:00.0", vfs: [1] }, type: nvidia-699, count: 1 }
-`);
-    expect((await sim(host, 'assert', '-f', native)).code).toBe(0);
+    /** A native plan for 0000:21:00.0: per type, its VF indexes (or only a count, null). */
+    const plan21 = (vfs700: number[] | null, vfs699: number[] | null) =>
+      writePlan(
+        ['version: 1', 'defaults: { autostart: false }', 'gpus:']
+          .concat(([['nvidia-700', vfs700, 3], ['nvidia-699', vfs699, 1]] as const).map(([t, v, n]) => `  - { select: { pf: "0000:21:00.0"${v ? `, vfs: [${v.join(', ')}]` : ''} }, type: ${t}, count: ${n} }`))
+          .join('\n'),
+      );
+    expect((await sim(host, 'assert', '-f', plan21([0, 2, 3], [1]))).code).toBe(0);
     // 699 on VF 3 instead is another host: the same counts per type, but assert says it does not match.
-    const vf3 = writePlan(`version: 1
-defaults: { autostart: false }
-gpus:
-  - { select: { pf: "0000:21:00.0", vfs: [0, 1, 2] }, type: nvidia-700, count: 3 }
-  - { select: { pf: "0000:21:00.0", vfs: [3] }, type: nvidia-699, count: 1 }
-`);
-    const moved = await sim(host, 'assert', '-f', vf3, '-o', 'json');
+    const moved = await sim(host, 'assert', '-f', plan21([0, 1, 2], [3]), '-o', 'json');
     expect(moved.code, moved.stderr).toBe(1);
     expect(moved.json().differences.map((d: any) => d.type).join('\n')).toMatch(/^gpus\[0\]\.select\.vfs \(A100D-2-20C\): 0000:21:00\.5 of 0000:21:00\.0 already carries nvidia-699 \([0-9a-f-]{36}\); one vGPU per virtual function: run with --prune/);
-    const plain = writePlan(`version: 1
-defaults: { autostart: false }
-gpus:
-  - { select: { pf: "0000:21:00.0" }, type: nvidia-700, count: 3 }
-  - { select: { pf: "0000:21:00.0" }, type: nvidia-699, count: 1 }
-`);
-    expect((await sim(host, 'assert', '-f', plain)).code).toBe(0);
+    expect((await sim(host, 'assert', '-f', plan21(null, null))).code).toBe(0);
   }, SLOW);
 });
 
