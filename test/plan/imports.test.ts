@@ -6,6 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
+import { cli } from '../helpers/cli.js';
 import { hostFrom, snapshotTree } from '../helpers/hosts.js';
 import { cloneHost, devices, shapeOfHost, sim, treeDiff, writePlan } from './plan-helpers.js';
 
@@ -181,6 +182,11 @@ gpus:
     expect(moved.code, moved.stderr).toBe(1);
     expect(moved.json().differences.map((d: any) => d.type).join('\n')).toMatch(/^gpus\[0\]\.select\.vfs \(A100D-2-20C\): 0000:21:00\.5 of 0000:21:00\.0 already carries nvidia-699 \([0-9a-f-]{36}\); one vGPU per virtual function: run with --prune/);
     expect((await sim(host, 'assert', '-f', plan21(null, null))).code).toBe(0);
+    // nova's device_addresses follow the VFs: [mdev_nvidia-699] is VF 1.
+    const nova = await cli(['--root', host.root, 'nova-config', '--release', '2024.1', '--from-plan', plan21([0, 2, 3], [1])]);
+    expect(nova.code, nova.stderr).toBe(0);
+    expect(nova.stdout).toMatch(/\[mdev_nvidia-699\]\n[^[]*device_addresses = 0000:21:00\.5\n/);
+    expect(nova.stdout).toMatch(/\[mdev_nvidia-700\]\n[^[]*device_addresses = 0000:21:00\.4,0000:21:00\.6,0000:21:00\.7\n/);
   }, SLOW);
 });
 
@@ -202,6 +208,13 @@ describe('select: { pf, vfs } (the placement the StackHPC import uses)', () => {
     expect(shared.code).toBe(2);
     expect(shared.stderr).toMatch(/gpus\[1\]\.select\.vfs \(A100D-1-10C\): 0000:21:00\.4 of 0000:21:00\.0 already carries nvidia-700/);
     expect(treeDiff(snap, await snapshotTree(host.root))).toEqual([]);
+  }, SLOW);
+
+  it('is refused on a vendor-VFIO GPU, where vgpuctl picks the VFs', async () => {
+    const host = await hostFrom('l40s-vfio');
+    const r = await sim(host, 'plan', '-f', writePlan('version: 1\ngpus:\n  - { select: { pf: "0000:41:00.0", vfs: [0] }, profile: L40S-8Q, count: 1 }\n'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/gpus\[0\] \(L40S-8Q\): select\.vfs places mdev vGPUs on chosen VFs; 0000:41:00\.0 is a vendor-VFIO GPU, where vgpuctl picks the VFs: leave vfs out/);
   }, SLOW);
 });
 
