@@ -1,6 +1,6 @@
 /**
  * The vgpuctl command line: parses, calls the logic below, prints. Importable without side effects;
- * `run` returns the exit code (0 ok, 1 failed or refused, 2 bad usage or input).
+ * `run` returns the exit code (0 ok, 1 failed or refused, 2 bad usage or input; health: Nagios codes, 3 for bad usage).
  *
  * Start-up is most of the time of a small command (cron runs `health` every minute), so only what the
  * command needs is loaded: a plain `--version` loads nothing else, not even commander; `vgpuctl types`
@@ -110,6 +110,33 @@ const processIo: Io = {
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
 };
 
+/** The -o/--output value argv asks for, if any (read before commander, for errors commander itself raises). */
+function outputIn(argv: string[]): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if ((a === '-o' || a === '--output') && i + 1 < argv.length) found = argv[++i];
+    else if (a.startsWith('--output=')) found = a.slice('--output='.length);
+    else if (/^-o[^-]/.test(a)) found = a.slice(2);
+  }
+  return found;
+}
+
+/**
+ * health is a monitoring plugin in every output format (cron, Nagios, the systemd timer read its exit code as
+ * 0 OK, 1 WARNING, 2 CRITICAL): whatever keeps it from checking — a bad flag or value, a plan file it cannot
+ * read — is 3 UNKNOWN, as the Nagios plugin guidelines want for invalid arguments, never 2. With -o nagios the
+ * status line goes to stdout too, where the monitoring system reads it.
+ */
+const HEALTH_UNKNOWN = 3;
+
+function failedRun(argv: string[], io: Io, code: number, message: string): number {
+  if (modulesFor(argv).command !== 'health') return code;
+  if (outputIn(argv) === 'nagios') io.out(`VGPUCTL UNKNOWN - ${message.replace(/\|/g, '/').replace(/\s*\n\s*/g, ' ')}`);
+  return HEALTH_UNKNOWN;
+}
+
 export async function run(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   // What commander would print for these, without loading it.
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
@@ -124,15 +151,15 @@ export async function run(argv: string[], io: Io = processIo, env: NodeJS.Proces
     if (e instanceof (await import('commander')).CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       if (e.code === 'commander.executeSubCommandAsync') return 0;
-      return 2; // commander already printed the usage error
+      return failedRun(argv, io, 2, e.message.replace(/^error: /, '')); // commander already printed the usage error
     }
     if (isVgpuctlError(e)) {
       io.err(`vgpuctl: error: ${e.message}`);
-      return e.exitCode;
+      return failedRun(argv, io, e.exitCode, e.message);
     }
     const err = e as Error;
     io.err(`vgpuctl: internal error: ${err?.message ?? String(e)} (please report this with the command you ran)`);
     if (env['VGPUCTL_DEBUG']) io.err(err?.stack ?? '');
-    return 1;
+    return failedRun(argv, io, 1, `internal error: ${err?.message ?? String(e)}`);
   }
 }

@@ -37,6 +37,8 @@ export interface CapacityMetric {
 
 export interface HealthReport {
   status: Status;
+  /** How many checks ended in each status: an UNKNOWN is counted even when a CRITICAL outranks it. */
+  counts: Record<Status, number>;
   checks: CheckResult[];
   capacity: CapacityMetric[];
 }
@@ -73,8 +75,22 @@ async function loadedModules(host: HostRoot): Promise<Set<string>> {
   return mods;
 }
 
-const worst = (results: CheckResult[]): Status =>
-  results.some((r) => r.status === 'CRITICAL') ? 'CRITICAL' : results.some((r) => r.status === 'WARNING') ? 'WARNING' : results.some((r) => r.status === 'UNKNOWN') ? 'UNKNOWN' : 'OK';
+/**
+ * Overall status: CRITICAL > WARNING > UNKNOWN > OK, the ranking of the monitoring plugins (Monitoring::Plugin's
+ * max_state_alt): a problem that was seen outranks a check that could not run, and a check that could not run
+ * is never reported as OK. The UNKNOWN checks an outranking status hides stay in `counts` and the summary.
+ */
+export const STATUS_RANK: readonly Status[] = ['CRITICAL', 'WARNING', 'UNKNOWN', 'OK'];
+
+export function overallStatus(results: readonly { status: Status }[]): Status {
+  return STATUS_RANK.find((s) => results.some((r) => r.status === s)) ?? 'OK';
+}
+
+export function countStatuses(results: readonly { status: Status }[]): Record<Status, number> {
+  const counts: Record<Status, number> = { OK: 0, WARNING: 0, CRITICAL: 0, UNKNOWN: 0 };
+  for (const r of results) counts[r.status]++;
+  return counts;
+}
 
 export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<HealthReport> {
   let statePromise: Promise<HostState> | undefined;
@@ -212,6 +228,6 @@ export async function runHealth(host: HostRoot, opts: HealthOptions): Promise<He
     ]);
   }
   const results = await Promise.all(checks.map(([name, fn]) => timed(name, fn, limit)));
-  return { status: worst(results), checks: results, capacity };
+  return { status: overallStatus(results), counts: countStatuses(results), checks: results, capacity };
 }
 

@@ -1,10 +1,20 @@
 /** Health output: Nagios plugin format, Prometheus text exposition (node_exporter textfile), plain text. */
-import { STATUS_CODE, type HealthReport } from './checks.js';
+import { STATUS_CODE, STATUS_RANK, type HealthReport } from './checks.js';
+
+/**
+ * The one-sentence summary of the Nagios status line (and of the JSON `summary`): every check that is not OK,
+ * worst first; a check whose status differs from the overall one carries its status, so an UNKNOWN check
+ * (one that could not run) stays visible under a CRITICAL or WARNING.
+ */
+export function healthSummary(r: Pick<HealthReport, 'status' | 'checks'>): string {
+  const bad = STATUS_RANK.filter((s) => s !== 'OK').flatMap((s) => r.checks.filter((c) => c.status === s));
+  if (bad.length === 0) return `${r.checks.length} checks OK`;
+  return bad.map((c) => `${c.status === r.status ? '' : `${c.status} `}${c.check}: ${c.message}`).join('; ');
+}
 
 /** Nagios: one status line, then long output, perfdata after '|'. */
 export function formatNagios(r: HealthReport): string {
-  const bad = r.checks.filter((c) => c.status !== 'OK');
-  const summary = bad.length === 0 ? `${r.checks.length} checks OK` : bad.map((c) => `${c.check}: ${c.message}`).join('; ');
+  const summary = healthSummary(r);
   const perf = r.capacity.map((c) => `'avail_${c.parent}_${c.profile ?? c.type}'=${c.available};;;0`);
   const perfActive = r.capacity.filter((c) => c.active > 0).map((c) => `'active_${c.parent}_${c.profile ?? c.type}'=${c.active};;;0`);
   const lines = [`VGPUCTL ${r.status} - ${summary.replace(/\|/g, '/')}${perf.length + perfActive.length > 0 ? ` | ${[...perf, ...perfActive].join(' ')}` : ''}`];
@@ -32,6 +42,9 @@ export function formatPrometheus(r: HealthReport, now = Date.now()): string {
   out.push('# HELP vgpuctl_mdev_active Active vGPUs of the type on the parent (mdevs, or VFs of a vendor-VFIO GPU).');
   out.push('# TYPE vgpuctl_mdev_active gauge');
   for (const c of r.capacity) out.push(`vgpuctl_mdev_active${labels({ parent: c.parent, type: c.type, profile: c.profile })} ${c.active}`);
+  out.push('# HELP vgpuctl_checks Number of checks that ended in each status (UNKNOWN: the check could not run).');
+  out.push('# TYPE vgpuctl_checks gauge');
+  for (const s of STATUS_RANK) out.push(`vgpuctl_checks${labels({ status: s })} ${r.counts[s]}`);
   out.push('# HELP vgpuctl_health_status Overall health (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).');
   out.push('# TYPE vgpuctl_health_status gauge');
   out.push(`vgpuctl_health_status ${STATUS_CODE[r.status]}`);

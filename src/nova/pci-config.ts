@@ -15,8 +15,9 @@
 import type { Catalogue } from '../catalogue/catalogue.js';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { Warning } from '../host/inventory.js';
-import { isDisplayClass, isNvidiaGpu, type PciFunction } from '../host/pci.js';
+import { isNvidiaGpu, type PciFunction } from '../host/pci.js';
 import type { HostState } from '../lifecycle/host-state.js';
+import { cardFunctionsOf, groupPeersOf, roleOf as cardRoleOf } from '../passthrough/cards.js';
 import { label, rulesOf, type NovaRelease } from './releases.js';
 
 export type FunctionRole = 'gpu' | 'audio' | 'usb' | 'ucsi' | 'other';
@@ -63,34 +64,32 @@ export interface NovaPciConfig {
 }
 
 const hex4 = (id: string): string => id.replace(/^0x/, '').padStart(4, '0');
-const slotOf = (address: string): string => address.slice(0, address.lastIndexOf('.'));
 
+/** The card's function roles (src/passthrough/cards.ts) as nova-config and libvirt-xml name them: the display function is `gpu`. */
 export function roleOf(classCode: string): FunctionRole {
-  if (isDisplayClass(classCode)) return 'gpu';
-  if (/^0x0403/.test(classCode)) return 'audio';
-  if (/^0x0c03/.test(classCode)) return 'usb';
-  if (/^0x0c80/.test(classCode)) return 'ucsi';
-  return 'other';
+  const role = cardRoleOf(classCode);
+  return role === 'video' ? 'gpu' : role;
 }
 
 const isBridge = (f: PciFunction): boolean => /^0x0604/.test(f.classCode);
 
-/** The functions that must go to the VM with a GPU: its slot's functions in its IOMMU group. */
+/** The functions that must go to the VM with a GPU: its card's functions in its IOMMU group; `others`: the rest of the group but bridges. */
 export function functionsOfCard(pci: Map<string, PciFunction>, gpu: PciFunction): { functions: PciFunction[]; others: PciFunction[] } {
   const all = [...pci.values()];
-  const sameSlot = all.filter((f) => slotOf(f.address) === slotOf(gpu.address) && (gpu.iommuGroup === null || f.iommuGroup === gpu.iommuGroup));
-  const others =
-    gpu.iommuGroup === null ? [] : all.filter((f) => f.iommuGroup === gpu.iommuGroup && slotOf(f.address) !== slotOf(gpu.address) && !isBridge(f));
-  sameSlot.sort((a, b) => (a.address < b.address ? -1 : 1));
-  return { functions: sameSlot, others };
+  const functions = cardFunctionsOf(all, gpu).filter((f) => gpu.iommuGroup === null || f.iommuGroup === gpu.iommuGroup);
+  const others = gpu.iommuGroup === null ? [] : groupPeersOf(all, [gpu.iommuGroup], functions).filter((f) => !isBridge(f));
+  return { functions, others };
 }
 
-/** The GPUs meant for passthrough: the ones named, or every NVIDIA GPU bound to vfio-pci (or pci-stub). */
-export function selectPassthroughGpus(pci: Map<string, PciFunction>, state: HostState, addresses: string[]): { gpus: PciFunction[]; warnings: Warning[] } {
+/**
+ * The GPUs meant for passthrough: the ones named, or every NVIDIA GPU bound to vfio-pci (or pci-stub).
+ * `optional`: none is no error (the vendor-VFIO [pci] options carry the passthrough ones along, when any).
+ */
+export function selectPassthroughGpus(pci: Map<string, PciFunction>, state: HostState, addresses: string[], optional = false): { gpus: PciFunction[]; warnings: Warning[] } {
   const warnings: Warning[] = [];
   if (addresses.length === 0) {
     const gpus = [...pci.values()].filter((f) => isNvidiaGpu(f) && f.physfn === null && (f.driver === 'vfio-pci' || f.driver === 'pci-stub'));
-    if (gpus.length === 0) {
+    if (gpus.length === 0 && !optional) {
       throw new VgpuctlError(
         'refused',
         'no NVIDIA GPU on this host is bound to vfio-pci, so none is meant for passthrough; bind the cards to vfio-pci (vfio-pci.ids=10de:XXXX) or name them with --gpu ADDRESS',
@@ -125,10 +124,10 @@ export function buildPciConfig(
   state: HostState,
   catalogue: Catalogue,
   pci: Map<string, PciFunction>,
-  options: { release: NovaRelease; gpus: string[] },
+  options: { release: NovaRelease; gpus: string[]; optional?: boolean },
 ): NovaPciConfig {
   const { release } = options;
-  const { gpus: selected, warnings } = selectPassthroughGpus(pci, state, options.gpus);
+  const { gpus: selected, warnings } = selectPassthroughGpus(pci, state, options.gpus, options.optional);
   const aliases: PciAlias[] = [];
   const gpus: PassthroughGpu[] = [];
   const aliasFor = (f: PciFunction, base: string, role: FunctionRole, deviceType: PciAlias['device_type']): PciAlias => {

@@ -1,12 +1,13 @@
 /**
  * Whole-card passthrough (seed 000's `gpupci`): NVIDIA cards with stable logical names gpupci1..N in PCI
  * address order, all their functions (video .0, audio .1, USB/UCSI where present), the IOMMU group each
- * sits in and whatever else shares it.
+ * sits in and whatever else shares it. The one description of a card: `pci` commands, nova's [pci] options
+ * (src/nova/pci-config.ts) and libvirt's hostdevs use these functions.
  */
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { HostRoot } from '../host/host-root.js';
 import { discoverActiveMdevs } from '../host/mdev.js';
-import { discoverPci, isNvidiaGpu, type PciFunction } from '../host/pci.js';
+import { discoverPci, isDisplayClass, isNvidiaGpu, type PciFunction } from '../host/pci.js';
 
 export type FunctionRole = 'video' | 'audio' | 'usb' | 'ucsi' | 'other';
 
@@ -33,9 +34,10 @@ export interface Card {
   mdevs: string[];
 }
 
+/** What a function of a card is, from its PCI class. */
 export function roleOf(classCode: string): FunctionRole {
   const c = classCode.toLowerCase();
-  if (c.startsWith('0x03')) return 'video';
+  if (isDisplayClass(c)) return 'video';
   if (c.startsWith('0x0403')) return 'audio';
   if (c.startsWith('0x0c03')) return 'usb';
   if (c.startsWith('0x0c80')) return 'ucsi';
@@ -43,21 +45,28 @@ export function roleOf(classCode: string): FunctionRole {
 }
 
 const slotOf = (address: string): string => address.slice(0, address.lastIndexOf('.'));
+const byAddress = (a: PciFunction, b: PciFunction): number => (a.address < b.address ? -1 : 1);
+
+/** The functions of `gpu`'s card: the physical functions of its slot from the same vendor (not its VFs), in address order. */
+export function cardFunctionsOf(all: readonly PciFunction[], gpu: PciFunction): PciFunction[] {
+  return all.filter((f) => slotOf(f.address) === slotOf(gpu.address) && f.physfn === null && f.vendorId === gpu.vendorId).sort(byAddress);
+}
+
+/** The devices in `groups` that are not one of `functions`: a VM needs the whole group. */
+export function groupPeersOf(all: readonly PciFunction[], groups: readonly number[], functions: readonly PciFunction[]): PciFunction[] {
+  const mine = new Set(functions.map((f) => f.address));
+  return all.filter((f) => f.iommuGroup !== null && groups.includes(f.iommuGroup) && !mine.has(f.address));
+}
 
 export async function discoverCards(host: HostRoot): Promise<Card[]> {
   const [pci, active] = await Promise.all([discoverPci(host), discoverActiveMdevs(host)]);
   const all = [...pci.values()];
-  const gpus = all.filter((f) => isNvidiaGpu(f) && f.physfn === null && f.address.endsWith('.0')).sort((a, b) => (a.address < b.address ? -1 : 1));
+  const gpus = all.filter((f) => isNvidiaGpu(f) && f.physfn === null && f.address.endsWith('.0')).sort(byAddress);
   return gpus.map((gpu, i): Card => {
-    const functions = all
-      .filter((f) => slotOf(f.address) === slotOf(gpu.address) && f.physfn === null && f.vendorId === gpu.vendorId)
-      .sort((a, b) => (a.address < b.address ? -1 : 1))
-      .map(toFunction);
-    const mine = new Set(functions.map((f) => f.address));
+    const own = cardFunctionsOf(all, gpu);
+    const functions = own.map(toFunction);
     const groups = [...new Set(functions.map((f) => f.iommuGroup).filter((g): g is number => g !== null))];
-    const foreign = all
-      .filter((f) => f.iommuGroup !== null && groups.includes(f.iommuGroup) && !mine.has(f.address))
-      .map((f) => ({ address: f.address, classCode: f.classCode, driver: f.driver }));
+    const foreign = groupPeersOf(all, groups, own).map((f) => ({ address: f.address, classCode: f.classCode, driver: f.driver }));
     const owned = new Set([gpu.address, ...gpu.virtfns]);
     return {
       name: `gpupci${i + 1}`,

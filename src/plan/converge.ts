@@ -7,6 +7,8 @@
  * index), so a re-apply after a reboot recreates the UUIDs that nova and libvirt already name. Devices of
  * the right type already on the right GPU are adopted, not recreated.
  */
+import { readlinkSync } from 'node:fs';
+import path from 'node:path';
 import { v5 as uuidv5 } from 'uuid';
 import type { Catalogue } from '../catalogue/catalogue.js';
 import type { Definition } from '../host/definitions.js';
@@ -106,7 +108,35 @@ const selectorOf = (e: GpuEntry): TypeSelector => (e.type !== undefined ? { kind
 
 interface GpuWork {
   gpu: PhysicalGpu;
-  entries: Array<{ index: number; entry: GpuEntry; type: MdevType; count: number }>;
+  /** vfParents: with select.vfs, the VF (mdev parent) of each slot, in order. */
+  entries: Array<{ index: number; entry: GpuEntry; type: MdevType; count: number; vfParents: string[] | null }>;
+}
+
+/** The address of virtual function `index` of `pf`: the PF's virtfnN link, as the kernel numbers VFs. */
+function vfAddress(state: HostState, pf: string, index: number): string | null {
+  try {
+    return path.basename(readlinkSync(path.join(state.host.path('/sys/bus/pci/devices'), pf, `virtfn${index}`)));
+  } catch {
+    return null;
+  }
+}
+
+/** select.vfs as mdev parents of the GPU offering `type`, or null with the reasons added to `problems`. */
+function vfParentsOf(state: HostState, gpu: PhysicalGpu, vfs: number[], type: MdevType, problems: string[], label: string): string[] | null {
+  if (!gpu.sriov) {
+    problems.push(`${label}: ${gpu.key} has no virtual functions (not an SR-IOV mdev GPU); leave select.vfs out`);
+    return null;
+  }
+  const out: string[] = [];
+  for (const i of vfs) {
+    const addr = vfAddress(state, gpu.key, i);
+    const parent = addr === null ? undefined : gpu.parents.find((p) => p.name === addr);
+    if (addr === null) problems.push(`${label}: ${gpu.key} has no virtual function ${i} (no virtfn${i}); enable its VFs (sriov-manage -e ${gpu.key}) or fix select.vfs`);
+    else if (!parent) problems.push(`${label}: VF ${i} of ${gpu.key} (${addr}) is not an mdev parent (vgpuctl gpus --vfs)`);
+    else if (!parent.types.some((t) => t.id === type.id)) problems.push(`${label}: VF ${i} of ${gpu.key} (${addr}) does not offer ${type.id} (vgpuctl types -p ${addr})`);
+    else out.push(addr);
+  }
+  return out.length === vfs.length ? out : null;
 }
 
 export function converge(
@@ -151,7 +181,10 @@ export function converge(
         problems.push(`${label}: ${gpu.key} is already given ${offered.id} by another entry; merge the two entries`);
         continue;
       }
-      w.entries.push({ index, entry, type: offered, count });
+      const vfs = 'pf' in entry.select ? entry.select.vfs : undefined;
+      const vfParents = vfs === undefined ? null : vfParentsOf(state, gpu, vfs, offered, problems, label);
+      if (vfs !== undefined && vfParents === null) continue;
+      w.entries.push({ index, entry, type: offered, count, vfParents });
       work.set(gpu.key, w);
     }
   }
@@ -171,16 +204,18 @@ export function converge(
       // Wanted UUIDs per slot: explicit ones first, then deterministic ones.
       const slots: Array<{ uuid: string; parent: string | null }> = [];
       for (let i = 0; i < e.count; i++) {
-        const parentForName = w.gpu.sriov ? null : w.gpu.parents[0]!.name;
+        const parentForName = e.vfParents?.[i] ?? (w.gpu.sriov ? null : w.gpu.parents[0]!.name);
         slots.push({ uuid: explicit[i] ?? '', parent: parentForName });
       }
-      // 1. devices already carrying a wanted explicit UUID, 2. other devices of the type on the GPU (adopted).
+      // 1. devices already carrying a wanted explicit UUID, 2. other devices of the type on the GPU (adopted);
+      // a slot pinned to a VF (select.vfs) only takes a device on that VF.
       const candidates = onGpu.filter((d) => d.type === e.type.id && !claimed.has(d.uuid));
-      const assigned: Array<HostDevice | null> = slots.map((s) => (s.uuid ? candidates.find((c) => c.uuid === s.uuid) ?? null : null));
+      const fits = (i: number, c: HostDevice) => e.vfParents === null || c.parent === e.vfParents[i];
+      const assigned: Array<HostDevice | null> = slots.map((s, i) => (s.uuid ? candidates.find((c) => c.uuid === s.uuid && fits(i, c)) ?? null : null));
       for (const a of assigned) if (a) claimed.add(a.uuid);
       for (let i = 0; i < slots.length; i++) {
         if (assigned[i] || slots[i]!.uuid) continue;
-        const adopt = candidates.filter((c) => !claimed.has(c.uuid)).sort((a, b) => Number(b.active) - Number(a.active) || (a.uuid < b.uuid ? -1 : 1))[0];
+        const adopt = candidates.filter((c) => !claimed.has(c.uuid) && fits(i, c)).sort((a, b) => Number(b.active) - Number(a.active) || (a.uuid < b.uuid ? -1 : 1))[0];
         if (adopt) {
           assigned[i] = adopt;
           claimed.add(adopt.uuid);
@@ -236,9 +271,21 @@ export function converge(
     const placement = placementOf(catalogue, w.gpu);
     const busyParents = new Set(staying.map((s) => s.parent));
     const news = planned.filter((p) => !p.existing && p.gpu === w.gpu.key);
+    // VFs that select.vfs names for new devices are not free for the entries that let vgpuctl choose.
+    const pinned = new Set(w.entries.filter((e) => e.vfParents !== null).flatMap((e) => news.filter((n) => n.entry === e.index).map((n) => n.parent)));
     const otherUsed = new Map<string, number>();
     for (const n of news) {
       const t = w.entries.find((e) => e.index === n.entry)!.type;
+      // A VF that select.vfs names must be free: one vGPU per virtual function (checked first: it is the reason).
+      if (w.gpu.sriov && pinned.has(n.parent) && busyParents.has(n.parent)) {
+        const holder = [...staying, ...news.filter((x) => x !== n)].find((x) => x.parent === n.parent);
+        const blocked = unplanned.some((d) => d.parent === n.parent && !pruned.has(d.uuid));
+        const problem = `gpus[${n.entry}].select.vfs (${n.profile ?? n.type}): ${n.parent} of ${w.gpu.key} already carries ${holder ? `${holder.type} (${holder.uuid || 'another entry'})` : 'a vGPU'}; one vGPU per virtual function${blocked && !options.prune ? ': run with --prune to remove the devices the plan does not hold' : ''}`;
+        problems.push(problem);
+        // A device the host carries stands in the way (a difference), not the plan itself.
+        if (blocked) conflicts.push(problem);
+        break;
+      }
       if (!isNvidiaVgpuType(t)) {
         const key = `${n.parent}/${t.id}`;
         // Defined devices the plan starts take an instance too; active devices that are pruned give one back.
@@ -266,8 +313,10 @@ export function converge(
         problems.push(`gpus[${n.entry}].count (${n.profile ?? n.type}): ${w.gpu.key} has no room for another ${n.profile ?? n.type} (${shapes.filter((s) => s.typeId === t.id).length} of ${t.parsedDescription.maxInstance ?? '?'} already planned or present)`);
         break;
       }
-      if (w.gpu.sriov) {
-        const vf = w.gpu.parents.find((p: MdevParent) => !busyParents.has(p.name) && p.types.some((x) => x.id === t.id));
+      if (w.gpu.sriov && pinned.has(n.parent)) {
+        busyParents.add(n.parent);
+      } else if (w.gpu.sriov) {
+        const vf = w.gpu.parents.find((p: MdevParent) => !busyParents.has(p.name) && !pinned.has(p.name) && p.types.some((x) => x.id === t.id));
         if (!vf) {
           problems.push(`gpus[${n.entry}] (${n.profile ?? n.type}): ${w.gpu.key} has no free virtual function left for it`);
           break;

@@ -126,7 +126,7 @@ export function fromVgpuDeviceManager(text: string, source: string, label: strin
   return { version: 1, defaults: { autostart: true }, gpus: entries };
 }
 
-/** StackHPC kayobe: per PF, a list of VFs (by index) with their mdev type; all `start: manual`, as the role defines them. */
+/** StackHPC kayobe: per PF, a list of VFs (by index) with their mdev type, kept as select.vfs; all `start: manual`, as the role defines them. */
 export function fromStackhpc(text: string, source: string): Plan {
   const top = stackhpcSpec.safeParse(parseYaml(text, source));
   if (!top.success) throw new VgpuctlError('invalid-input', `invalid vgpu_definitions: ${zodMessage(top.error, source)}`);
@@ -135,14 +135,15 @@ export function fromStackhpc(text: string, source: string): Plan {
   for (const [i, raw] of list.entries()) {
     const g = stackhpcGpu.safeParse(raw);
     if (!g.success) throw new VgpuctlError('invalid-input', `invalid vgpu_definitions[${i}]: ${zodMessage(g.error, source)}`);
-    const counts = new Map<string, number>();
+    // The role's index N is the PF's virtfnN: each type keeps its VFs (select.vfs), as nova's device_addresses name them.
+    const vfsOfType = new Map<string, number[]>();
     const indexes = new Set<number>();
     for (const vf of g.data.virtual_functions) {
       if (indexes.has(vf.index)) throw new VgpuctlError('invalid-input', `${source}: vgpu_definitions[${i}] gives virtual function ${vf.index} twice`);
       indexes.add(vf.index);
-      counts.set(vf.mdev_type, (counts.get(vf.mdev_type) ?? 0) + 1);
+      vfsOfType.set(vf.mdev_type, [...(vfsOfType.get(vf.mdev_type) ?? []), vf.index]);
     }
-    for (const [type, count] of counts) entries.push({ select: { pf: g.data.pci_address.toLowerCase() }, type, count, autostart: false });
+    for (const [type, vfs] of vfsOfType) entries.push({ select: { pf: g.data.pci_address.toLowerCase(), vfs }, type, count: vfs.length, autostart: false });
   }
   if (entries.length === 0) throw new VgpuctlError('invalid-input', `${source}: vgpu_definitions lists no virtual functions`);
   return { version: 1, defaults: { autostart: false }, gpus: entries };

@@ -8,6 +8,10 @@
  *     - select: { address: "0000:82:00.0" }   # or { board: P40 } | { pf: "0000:21:00.0" } | { all: true }
  *       profile: P40-12C                      # or type: nvidia-286
  *       count: 2                              # or max
+ *
+ * On an SR-IOV GPU whose VFs are mdev parents, `select: { pf: "0000:21:00.0", vfs: [1, 3] }` places the vGPUs
+ * on those virtual functions (index N = the PF's virtfnN, as sriov and StackHPC's vgpu role number them), one
+ * per VF, in order; count is then the number of VFs.
  */
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
@@ -21,10 +25,20 @@ const pciAddress = z
 
 export const selectSchema = z.union([
   z.object({ address: pciAddress }).strict(),
-  z.object({ pf: pciAddress }).strict(),
+  z
+    .object({
+      pf: pciAddress,
+      /** Virtual function indexes (virtfnN of the PF) that carry the entry's vGPUs, one each, in order. */
+      vfs: z
+        .array(z.number().int().min(0, 'expected a VF index (0 = virtfn0)').max(255, 'expected a VF index (0 = virtfn0)'))
+        .min(1, 'name at least one VF index, or leave vfs out')
+        .refine((v) => new Set(v).size === v.length, 'names a VF index twice')
+        .optional(),
+    })
+    .strict(),
   z.object({ board: z.string().regex(/^[A-Za-z0-9]+$/, 'expected a board name like P40 or A100D') }).strict(),
   z.object({ all: z.literal(true) }).strict(),
-], { error: 'select must be one of { address: ... }, { pf: ... }, { board: ... }, { all: true }' });
+], { error: 'select must be one of { address: ... }, { pf: ... [, vfs: [N, ...]] }, { board: ... }, { all: true }' });
 export type GpuSelect = z.infer<typeof selectSchema>;
 
 const uuidSchema = z
@@ -45,7 +59,11 @@ export const gpuEntrySchema = z
     uuids: z.array(uuidSchema).optional(),
   })
   .strict()
-  .refine((e) => (e.profile === undefined) !== (e.type === undefined), { message: 'give exactly one of profile or type' });
+  .refine((e) => (e.profile === undefined) !== (e.type === undefined), { message: 'give exactly one of profile or type' })
+  .refine((e) => !('pf' in e.select) || e.select.vfs === undefined || e.count === e.select.vfs.length, {
+    message: 'select.vfs puts one vGPU on each VF it names: count must be the number of VF indexes',
+    path: ['count'],
+  });
 export type GpuEntry = z.infer<typeof gpuEntrySchema>;
 
 export const planSchema = z

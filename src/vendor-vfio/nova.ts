@@ -12,6 +12,7 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { HostRoot } from '../host/host-root.js';
 import { discoverParents } from '../host/mdev.js';
 import type { OwnedKeys } from '../nova/merge.js';
+import type { NovaPciConfig } from '../nova/pci-config.js';
 import { commandFor, type FlavorSpecs } from '../nova/flavor.js';
 import { multiVgpuProblem } from '../libvirt/vm-check.js';
 import type { Plan } from '../plan/plan-file.js';
@@ -68,6 +69,38 @@ export async function buildVendorNovaConfig(host: HostRoot, catalogue: Catalogue
     { group: 'filter_scheduler', keys: ['pci_in_placement'], lines: ['pci_in_placement = True'] },
   ];
   return { device_specs, aliases: [...aliases.values()], lines, text, mergeKeys, aliasTypes, releaseProblem };
+}
+
+/**
+ * `[pci] device_spec` and `alias` are multi-valued options (nova reads every line of every [pci] section), and
+ * both passthrough GPUs (`nova-config --pci`) and vendor-VFIO VFs need them: whichever of the two merges runs
+ * owns the union and writes the lines of both, so neither replaces the other's. Passthrough lines first
+ * (device_spec, then alias), then the VFs'. null `passthrough` (or one without GPUs): the vendor options as
+ * they are.
+ */
+export function withPassthrough(vendor: VendorNovaConfig, passthrough: NovaPciConfig | null): { lines: string[]; text: string; mergeKeys: OwnedKeys[] } {
+  if (passthrough === null || passthrough.gpus.length === 0) return { lines: vendor.lines, text: vendor.text, mergeKeys: vendor.mergeKeys };
+  const isAlias = (l: string) => /^alias\s*=/.test(l);
+  const vendorOwn = vendor.lines.filter((l) => !/^report_in_placement\s*=/.test(l));
+  const lines = [
+    ...passthrough.lines.filter((l) => !isAlias(l)),
+    ...vendorOwn.filter((l) => !isAlias(l)),
+    ...passthrough.lines.filter(isAlias),
+    ...vendorOwn.filter(isAlias),
+    'report_in_placement = True',
+  ];
+  const text = [
+    ...passthrough.comments,
+    '# vgpuctl: and the vendor-VFIO vGPUs (VFs with nvidia/current_vgpu_type), given to VMs as PCI devices',
+    '[pci]',
+    ...lines,
+    '',
+    '[filter_scheduler]',
+    'pci_in_placement = True',
+    '',
+  ].join('\n');
+  const mergeKeys = vendor.mergeKeys.map((k) => (k.group === 'pci' ? { ...k, lines } : k));
+  return { lines, text, mergeKeys };
 }
 
 export interface NovaSources {

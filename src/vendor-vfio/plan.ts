@@ -106,6 +106,10 @@ export async function vendorPlanPart(lc: Pick<LifecycleContext, 'host' | 'catalo
     const autostart = entry.autostart ?? plan.defaults.autostart;
     for (const g of gpus) {
       managed.add(g.pf);
+      if ('pf' in entry.select && entry.select.vfs !== undefined) {
+        problems.push(`${label}: select.vfs places mdev vGPUs on chosen VFs; ${g.pf} is a vendor-VFIO GPU, where vgpuctl picks the VFs: leave vfs out`);
+        continue;
+      }
       if (id === null) {
         problems.push(`${label}: ${g.pf} offers no such vGPU type (vgpuctl types -p ${g.pf})`);
         continue;

@@ -2,23 +2,23 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import type { CommandSetup } from '../cli/command-setup.js';
+import { registerListing } from '../cli/listing-command.js';
 import { parseInput } from '../cli/context.js';
-import { printJson, renderTable } from '../cli/output.js';
+import { printJson } from '../cli/output.js';
 import { normalizeParent } from '../host/identifiers.js';
 import { chooseSriovMethod, isProgram, sriovEnable, sriovStatus } from './sriov.js';
 
 export function registerSriovCommands(program: Command, setup: CommandSetup): void {
   const sriov = program.command('sriov').description("SR-IOV virtual functions of NVIDIA GPUs (vendor-VFIO vGPUs live on them)");
-  sriov
-    .command('status')
-    .description('per SR-IOV GPU: total, enabled and ready virtual functions')
-    .action(
-      setup.action(async (ctx) => {
-        const s = await sriovStatus(ctx.host);
-        if (ctx.output === 'json') return printJson(setup.io, { sriov: s });
-        setup.io.out(s.length === 0 ? 'No SR-IOV capable NVIDIA GPUs.' : await renderTable(['PF', 'TOTALVFS', 'NUMVFS', 'READY'], s.map((x) => [x.pf, x.totalvfs, x.numvfs, x.ready])));
-      }),
-    );
+  registerListing(sriov, setup, {
+    name: 'status',
+    description: 'per SR-IOV GPU: total, enabled and ready virtual functions',
+    read: (ctx) => sriovStatus(ctx.host),
+    key: 'sriov',
+    empty: 'No SR-IOV capable NVIDIA GPUs.',
+    columns: ['PF', 'TOTALVFS', 'NUMVFS', 'READY'],
+    cells: (x) => [x.pf, x.totalvfs, x.numvfs, x.ready],
+  });
   sriov
     .command('enable [pf]')
     .description('run sriov-manage -e PF|ALL (or write sriov_numvfs), then wait until every VF is ready')

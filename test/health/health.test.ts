@@ -97,7 +97,9 @@ describe('health output', () => {
   it('-o json: status, checks (check, status, message, duration_ms) and capacity per parent and type', async () => {
     const host = await hostFrom('leftovers');
     const report = (await cli(['--root', host.root, 'health', '-o', 'json', ...tools(SEED004_VGPU_Q).args])).json();
-    expect(Object.keys(report).sort()).toEqual(['capacity', 'checks', 'status']);
+    expect(Object.keys(report).sort()).toEqual(['capacity', 'checks', 'counts', 'status', 'summary']);
+    expect(report.counts).toEqual({ OK: 6, WARNING: 2, CRITICAL: 0, UNKNOWN: 0 });
+    expect(report.summary).toMatch(/^autostart: start-auto definitions not running: .*; leftovers: 3 orphan definition\(s\)/);
     expect(report.checks.map((c: any) => c.check)).toEqual(CHECKS);
     for (const c of report.checks) {
       expect(Object.keys(c).sort()).toEqual(['check', 'duration_ms', 'message', 'status']);
@@ -141,11 +143,81 @@ describe('health output', () => {
     expect(r.stdout.split('\n')[0]).toMatch(/^VGPUCTL OK - 8 checks OK \| 'avail_0000:82:00\.0_P40-2B'=12;;;0 /);
   });
 
-  it('rejects an output format it does not have', async () => {
+  it('rejects an output format it does not have, as UNKNOWN (3): health speaks Nagios exit codes in every format', async () => {
     const host = await hostFrom('p40-seed004');
     const r = await cli(['--root', host.root, 'health', '-o', 'xml']);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/not an output format/);
+  });
+});
+
+describe('health usage errors are UNKNOWN (3), as monitoring plugins report invalid arguments', () => {
+  it('-o nagios: a bad flag, a bad value, an extra argument and an unreadable plan exit 3 with a VGPUCTL UNKNOWN status line', async () => {
+    const host = await hostFrom('p40-seed004');
+    const cases: Array<[string[], RegExp]> = [
+      [['--bogus'], /unknown option '--bogus'/],
+      [['--check-timeout', 'soon'], /check-timeout/],
+      [['--check-timeout', '0'], /check-timeout/],
+      [['extra'], /too many arguments|unexpected argument|excess/i],
+      [['--plan', path.join(tempDir(), 'absent.yaml')], /absent\.yaml/],
+    ];
+    for (const [args, why] of cases) {
+      for (const o of [['-o', 'nagios'], ['--output=nagios']]) {
+        const r = await cli(['--root', host.root, ...o, 'health', ...args, ...tools().args]);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(3);
+        const lines = r.stdout.trimEnd().split('\n');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(/^VGPUCTL UNKNOWN - /);
+        expect(lines[0]).toMatch(why);
+        expect(r.stderr).toMatch(/^vgpuctl: error: /);
+      }
+    }
+  });
+
+  it('other formats exit 3 too and print nothing on stdout; other commands keep 2 for bad usage, help stays 0', async () => {
+    const host = await hostFrom('p40-seed004');
+    for (const o of [[], ['-o', 'json'], ['-o', 'prometheus']]) {
+      const r = await cli(['--root', host.root, 'health', ...o, '--check-timeout', 'soon']);
+      expect(r.code).toBe(3);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/check-timeout/);
+    }
+    expect((await cli(['--root', host.root, 'cleanup', '--bogus'])).code).toBe(2);
+    expect((await cli(['--root', host.root, 'types', '-o', 'nagios'])).code).toBe(2);
+    expect((await cli(['health', '--help'])).code).toBe(0);
+  });
+});
+
+describe('an UNKNOWN check is never hidden', () => {
+  it('ranks CRITICAL > WARNING > UNKNOWN > OK and keeps the outranked UNKNOWN in the summary, counts and Prometheus', async () => {
+    const host = await hostFrom('p40-seed004');
+    const plan = path.join(tempDir(), 'plan.yaml');
+    await fs.writeFile(plan, 'version: 1\ngpus:\n  - select: { address: "0000:82:00.0" }\n    profile: P40-12C\n    count: 2\n');
+    const args = ['--root', host.root, 'health', '--plan', plan, '--check-timeout', '1', '--nvidia-smi', hangingNvidiaSmi()];
+    const j = await cli([...args, '-o', 'json']);
+    expect(j.code).toBe(2);
+    const report = j.json();
+    expect(report.status).toBe('CRITICAL');
+    expect(report.counts).toEqual({ OK: 7, WARNING: 0, CRITICAL: 1, UNKNOWN: 1 });
+    expect(report.summary).toMatch(/^plan: drift from the plan: .*; UNKNOWN leftovers: did not finish within 1000 ms$/);
+
+    const n = await cli([...args, '-o', 'nagios']);
+    expect(n.code).toBe(2);
+    expect(n.stdout.split('\n')[0]).toMatch(/^VGPUCTL CRITICAL - plan: drift from the plan: [^|]*; UNKNOWN leftovers: did not finish within 1000 ms \| /);
+
+    const p = await cli([...args, '-o', 'prometheus']);
+    const lines = p.stdout.trimEnd().split('\n');
+    expect(lines).toContain('vgpuctl_checks{status="UNKNOWN"} 1');
+    expect(lines).toContain('vgpuctl_checks{status="CRITICAL"} 1');
+    expect(lines).toContain('vgpuctl_check_status{check="leftovers"} 3');
+    expect(lines).toContain('vgpuctl_health_status 2');
+  });
+
+  it('a lone UNKNOWN makes the host UNKNOWN, never OK', async () => {
+    const host = await hostFrom('p40-seed004');
+    const r = await cli(['--root', host.root, 'health', '-o', 'nagios', '--check-timeout', '1', '--nvidia-smi', hangingNvidiaSmi()]);
+    expect(r.code).toBe(3);
+    expect(r.stdout.split('\n')[0]).toMatch(/^VGPUCTL UNKNOWN - leftovers: did not finish within 1000 ms \| /);
   });
 });
 
@@ -194,7 +266,7 @@ describe('health --plan', () => {
     const bad = path.join(dir, 'bad.yaml');
     await fs.writeFile(bad, 'version: 1\nbogus: 1\ngpus:\n  - select: { address: "0000:82:00.0" }\n    profile: P40-12C\n    count: 1\n');
     const invalid = await cli(['--root', host.root, 'health', '--plan', bad, ...tools().args]);
-    expect(invalid.code).toBe(2);
+    expect(invalid.code).toBe(3); // it could not check: UNKNOWN, not CRITICAL
     expect(invalid.stdout).toBe('');
     expect(invalid.stderr).toMatch(/invalid plan: .*bad\.yaml:2: bogus: unknown key/);
   });

@@ -105,7 +105,7 @@ describe('health --textfile', () => {
     const host = await hostFrom('p40-seed004');
     const dir = tempDir('vgpuctl-textfile-');
     const r = await cli(['--root', host.root, 'health', '--textfile', path.join(dir, 'missing'), '--nvidia-smi', fakeNvidiaSmi('')]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(3); // health could not run: UNKNOWN
     expect(r.stderr).toMatch(/--textfile .*missing is not a directory/);
     expect(await fs.readdir(dir)).toEqual([]);
   });

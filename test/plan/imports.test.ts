@@ -6,6 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
+import { cli } from '../helpers/cli.js';
 import { hostFrom, snapshotTree } from '../helpers/hosts.js';
 import { cloneHost, devices, shapeOfHost, sim, treeDiff, writePlan } from './plan-helpers.js';
 
@@ -90,7 +91,9 @@ gpus:
   - { select: { pf: "0000:81:00.0" }, type: nvidia-699, count: 1 }
 `);
     const viaNative = await sim(host, 'plan', '-f', native, '-o', 'json');
-    expect(viaNative.json().devices).toEqual(r.json().devices);
+    // The same devices (the import pins each to its VF, so its slots are in VF order, not UUID order).
+    const byUuid = (ds: any[]) => [...ds].sort((x, y) => (x.uuid < y.uuid ? -1 : 1));
+    expect(byUuid(viaNative.json().devices)).toEqual(byUuid(r.json().devices));
   }, SLOW);
 
   it("the seed's time-sliced layout (2 x nvidia-697 on VF 0 and 1) reaches the host the native plan reaches", async () => {
@@ -132,11 +135,9 @@ gpus:
     expect((await sim(viaNative, 'assert', '-f', file, '--from', 'stackhpc')).code).toBe(0);
   }, SLOW);
 
-  // KNOWN GAP, reported: the import keeps each type's count but drops StackHPC's VF `index`; new vGPUs go to
-  // the first free VFs in type order. nova's [mdev_nvidia-699] device_addresses names VFs by address, so a
-  // layout whose indexes are not grouped by type lands on other VFs than the role would use. it.fails:
-  // this test turns red (as it should) once the import honours the index.
-  it.fails('KNOWN GAP: honours the VF index (nvidia-699 on VF 1 = 0000:21:00.5)', async () => {
+  // StackHPC's index N is the PF's virtfnN; nova's [mdev_<type>] device_addresses names VFs by address, so a
+  // layout whose indexes are not grouped by type must land on exactly those VFs (select.vfs in the plan).
+  it('keeps the VF index: nvidia-699 on VF 1 = 0000:21:00.5, as plan, apply and assert show', async () => {
     const file = writePlan(
       `vgpu_definitions:
     - pci_address: "0000:21:00.0"
@@ -152,12 +153,68 @@ gpus:
     const r = await sim(host, 'plan', '-f', file, '--from', 'stackhpc', '--prune', '-o', 'json');
     expect(r.code, r.stderr).toBe(0);
     const on21 = r.json().devices.filter((d: any) => d.gpu === '0000:21:00.0').map((d: any) => [d.parent, d.type]).sort();
-    expect(on21).toEqual([
+    const wanted = [
       ['0000:21:00.4', 'nvidia-700'],
       ['0000:21:00.5', 'nvidia-699'],
       ['0000:21:00.6', 'nvidia-700'],
       ['0000:21:00.7', 'nvidia-700'],
-    ]);
+    ];
+    expect(on21).toEqual(wanted);
+
+    const a = await sim(host, 'apply', '-f', file, '--from', 'stackhpc', '--prune', '-o', 'json');
+    expect(a.code, a.stderr).toBe(0);
+    const rows = (await devices(host)).filter((d) => d.parent.startsWith('0000:21:'));
+    expect(rows.map((d) => [d.parent, d.type, d.active, d.defined, d.autostart]).sort()).toEqual(wanted.map(([p, t]) => [p, t, true, true, false]));
+    expect((await sim(host, 'assert', '-f', file, '--from', 'stackhpc')).code).toBe(0);
+    const again = await sim(host, 'apply', '-f', file, '--from', 'stackhpc', '--prune', '-o', 'json');
+    expect(again.json()).toMatchObject({ changed: false, changes: [] });
+
+    /** A native plan for 0000:21:00.0: per type, its VF indexes (or only a count, null). */
+    const plan21 = (vfs700: number[] | null, vfs699: number[] | null) =>
+      writePlan(
+        ['version: 1', 'defaults: { autostart: false }', 'gpus:']
+          .concat(([['nvidia-700', vfs700, 3], ['nvidia-699', vfs699, 1]] as const).map(([t, v, n]) => `  - { select: { pf: "0000:21:00.0"${v ? `, vfs: [${v.join(', ')}]` : ''} }, type: ${t}, count: ${n} }`))
+          .join('\n'),
+      );
+    expect((await sim(host, 'assert', '-f', plan21([0, 2, 3], [1]))).code).toBe(0);
+    // 699 on VF 3 instead is another host: the same counts per type, but assert says it does not match.
+    const moved = await sim(host, 'assert', '-f', plan21([0, 1, 2], [3]), '-o', 'json');
+    expect(moved.code, moved.stderr).toBe(1);
+    expect(moved.json().differences.map((d: any) => d.type).join('\n')).toMatch(/^gpus\[0\]\.select\.vfs \(A100D-2-20C\): 0000:21:00\.5 of 0000:21:00\.0 already carries nvidia-699 \([0-9a-f-]{36}\); one vGPU per virtual function: run with --prune/);
+    expect((await sim(host, 'assert', '-f', plan21(null, null))).code).toBe(0);
+    // nova's device_addresses follow the VFs: [mdev_nvidia-699] is VF 1.
+    const nova = await cli(['--root', host.root, 'nova-config', '--release', '2024.1', '--from-plan', plan21([0, 2, 3], [1])]);
+    expect(nova.code, nova.stderr).toBe(0);
+    expect(nova.stdout).toMatch(/\[mdev_nvidia-699\]\n[^[]*device_addresses = 0000:21:00\.5\n/);
+    expect(nova.stdout).toMatch(/\[mdev_nvidia-700\]\n[^[]*device_addresses = 0000:21:00\.4,0000:21:00\.6,0000:21:00\.7\n/);
+  }, SLOW);
+});
+
+describe('select: { pf, vfs } (the placement the StackHPC import uses)', () => {
+  it('is checked before any write: count must match, an index is named once, exists (virtfnN) and is not given twice', async () => {
+    const host = cloneHost(a100);
+    const snap = await snapshotTree(host.root);
+    const run = async (body: string) => sim(host, 'apply', '-f', writePlan(`version: 1\ngpus:\n${body}`));
+    const count = await run('  - { select: { pf: "0000:21:00.0", vfs: [0, 1] }, type: nvidia-700, count: 3 }\n');
+    expect(count.code).toBe(2);
+    expect(count.stderr).toMatch(/:3: gpus\.0\.count: select\.vfs puts one vGPU on each VF it names: count must be the number of VF indexes/);
+    const twice = await run('  - { select: { pf: "0000:21:00.0", vfs: [1, 1] }, type: nvidia-700, count: 2 }\n');
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/gpus\.0\.select\.vfs: names a VF index twice/);
+    const absent = await run('  - { select: { pf: "0000:21:00.0", vfs: [200] }, type: nvidia-700, count: 1 }\n');
+    expect(absent.code).toBe(2);
+    expect(absent.stderr).toMatch(/gpus\[0\] \(nvidia-700\): 0000:21:00\.0 has no virtual function 200 \(no virtfn200\); enable its VFs/);
+    const shared = await run('  - { select: { pf: "0000:21:00.0", vfs: [0] }, type: nvidia-700, count: 1 }\n  - { select: { pf: "0000:21:00.0", vfs: [0] }, type: nvidia-699, count: 1 }\n');
+    expect(shared.code).toBe(2);
+    expect(shared.stderr).toMatch(/gpus\[1\]\.select\.vfs \(A100D-1-10C\): 0000:21:00\.4 of 0000:21:00\.0 already carries nvidia-700/);
+    expect(treeDiff(snap, await snapshotTree(host.root))).toEqual([]);
+  }, SLOW);
+
+  it('is refused on a vendor-VFIO GPU, where vgpuctl picks the VFs', async () => {
+    const host = await hostFrom('l40s-vfio');
+    const r = await sim(host, 'plan', '-f', writePlan('version: 1\ngpus:\n  - { select: { pf: "0000:41:00.0", vfs: [0] }, profile: L40S-8Q, count: 1 }\n'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/gpus\[0\] \(L40S-8Q\): select\.vfs places mdev vGPUs on chosen VFs; 0000:41:00\.0 is a vendor-VFIO GPU, where vgpuctl picks the VFs: leave vfs out/);
   }, SLOW);
 });
 

@@ -8,7 +8,7 @@ import { VgpuctlError } from '../../errors/vgpuctl-error.js';
 import { defaultToolPaths } from '../../host/external-command.js';
 import { writeFileAtomic } from '../../lifecycle/actions.js';
 import { runHealth, STATUS_CODE } from '../../health/checks.js';
-import { formatNagios, formatPrometheus, formatText } from '../../health/formats.js';
+import { formatNagios, formatPrometheus, formatText, healthSummary } from '../../health/formats.js';
 import { loadPlanFile } from '../../plan/plan-file.js';
 import { lifecycleContextOf, parseInput } from '../context.js';
 import { printJson, renderTable } from '../output.js';
@@ -62,7 +62,7 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
 
   program
     .command('health')
-    .description('check prerequisites and vGPU state; Nagios exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)')
+    .description('check prerequisites and vGPU state; Nagios exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, also for a bad flag or value)')
     .option('--plan <file>', 'also report drift from this plan')
     .option('--textfile <dir>', 'write a node_exporter textfile DIR/vgpuctl.prom (atomically)')
     .option('--check-timeout <seconds>', 'time limit of each check', '5')
@@ -95,7 +95,7 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
           if (!stat?.isDirectory()) throw new VgpuctlError('invalid-input', `--textfile ${o.textfile} is not a directory (node_exporter's --collector.textfile.directory)`);
           await writeFileAtomic(path.join(o.textfile, 'vgpuctl.prom'), formatPrometheus(report));
         }
-        if (format === 'json') printJson(io, report);
+        if (format === 'json') printJson(io, { status: report.status, summary: healthSummary(report), counts: report.counts, checks: report.checks, capacity: report.capacity });
         else if (format === 'nagios') io.out(formatNagios(report));
         else if (format === 'prometheus') io.out(formatPrometheus(report).trimEnd());
         else io.out(formatText(report));

@@ -21,7 +21,7 @@ import { unifiedDiff } from '../../nova/unified-diff.js';
 import { errorsOf, validateNovaConf } from '../../nova/validate.js';
 import { loadPlanFile } from '../../plan/plan-file.js';
 import { discoverParents } from '../../host/mdev.js';
-import { novaSources, vendorFlavor, type VendorNovaConfig } from '../../vendor-vfio/nova.js';
+import { buildVendorNovaConfig, novaSources, vendorFlavor, withPassthrough, type VendorNovaConfig } from '../../vendor-vfio/nova.js';
 import { vendorHostdevs } from '../../vendor-vfio/libvirt.js';
 import { withVendorVgpus } from '../../vendor-vfio/vm-check.js';
 import { normalizeDeviceRef } from '../../vendor-vfio/definitions.js';
@@ -106,10 +106,11 @@ async function mdevConfigFrom(ctx: Context, o: { release: string; fromPlan?: str
   return { release, state, config, sourceWarnings: intended.warnings };
 }
 
-async function pciConfigFrom(ctx: Context, o: { release: string; gpu: string[] }): Promise<NovaPciConfig> {
+/** optional: a host without passthrough GPUs gives a config without GPUs instead of an error. */
+async function pciConfigFrom(ctx: Context, o: { release: string; gpu: string[] }, optional = false): Promise<NovaPciConfig> {
   const release = parseRelease(o.release);
   const [state, pci] = await Promise.all([readHostState(ctx.host), discoverPci(ctx.host)]);
-  const config = buildPciConfig(state, ctx.catalogue, pci, { release, gpus: o.gpu });
+  const config = buildPciConfig(state, ctx.catalogue, pci, { release, gpus: o.gpu, optional });
   const problems = errorsOf(validateNovaConf(parseIni(renderPciConfig(config)), release));
   if (problems.length > 0) throw new VgpuctlError('internal', `generated a configuration nova would refuse: ${problems.map((p) => p.message).join('; ')}`);
   return config;
@@ -194,6 +195,17 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
           spec = { keys: [{ group: 'pci', keys: ['device_spec', 'passthrough_whitelist', 'alias'], lines: c.lines }], ownsGroup: () => false, sections: [], anchorGroup: 'pci' };
           payload = { pci: { option: c.option, gpus: c.gpus, device_specs: c.device_specs, aliases: c.aliases } };
           warnings = c.warnings;
+          // The host's vendor-VFIO VFs need [pci] device_spec/alias too: the lines of both, or a merge would drop theirs.
+          const vendor = await buildVendorNovaConfig(ctx.host, ctx.catalogue, release);
+          if (vendor?.releaseProblem) {
+            if (o.merge !== undefined) throw new VgpuctlError('refused', `${vendor.releaseProblem}; --merge writes the [pci] options of the passthrough GPUs and of the vendor-VFIO VFs together and would drop the VFs'`);
+            warnings.push({ code: 'vendor-vfio-release', message: `${vendor.releaseProblem}; the vendor-VFIO VFs are left out` });
+          } else if (vendor) {
+            const union = withPassthrough(vendor, c);
+            text = union.text;
+            spec = { ...spec, keys: union.mergeKeys };
+            payload['vendor_vfio'] = { device_specs: vendor.device_specs, aliases: vendor.aliases };
+          }
         } else {
           // vendor-VFIO vGPUs (src/vendor-vfio/nova.ts) reach nova as PCI devices; mdev vGPUs as mdev groups.
           const sources = await novaSources(ctx.host, ctx.catalogue, parseRelease(o.release), o.fromPlan === undefined ? undefined : { plan: loadPlanFile(o.fromPlan), label: `plan ${o.fromPlan}` });
@@ -219,9 +231,16 @@ export function registerOpenstackCommands(program: Command, setup: CommandSetup)
             notes = c.notes;
           }
           if (vendorNova) {
-            text = text === '' ? vendorNova.text : `${text.replace(/\n*$/, '\n\n')}${vendorNova.text}`;
-            spec = { ...spec, keys: [...spec.keys, ...vendorNova.mergeKeys] };
+            // The passthrough GPUs' [pci] lines too (nova-config --pci writes the same union).
+            const pt = await pciConfigFrom(ctx, { release: o.release, gpu: [] }, true);
+            const union = withPassthrough(vendorNova, pt);
+            text = text === '' ? union.text : `${text.replace(/\n*$/, '\n\n')}${union.text}`;
+            spec = { ...spec, keys: [...spec.keys, ...union.mergeKeys] };
             payload['vendor_vfio'] = { device_specs: vendorNova.device_specs, aliases: vendorNova.aliases };
+            if (pt.gpus.length > 0) {
+              payload['pci'] = { option: pt.option, gpus: pt.gpus, device_specs: pt.device_specs, aliases: pt.aliases };
+              warnings.push(...pt.warnings);
+            }
           }
         }
 

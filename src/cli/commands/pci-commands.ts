@@ -5,8 +5,9 @@ import { changeBinding, type BindingResult } from '../../passthrough/binding.js'
 import { discoverCards, selectCards, type Card } from '../../passthrough/cards.js';
 import { prepareHost } from '../../passthrough/prepare.js';
 import { parseInput } from '../context.js';
-import { printJson, renderTable, type Io } from '../output.js';
+import { printJson, type Io } from '../output.js';
 import type { CommandSetup } from '../command-setup.js';
+import { registerListing } from '../listing-command.js';
 
 const target = z.string().min(1).default('all');
 
@@ -45,23 +46,16 @@ export function registerPciCommands(program: Command, setup: CommandSetup): void
   const io = setup.io;
   const pci = program.command('pci').description('whole-GPU passthrough: list cards, show and change which driver holds them');
 
-  pci
-    .command('list')
-    .description('NVIDIA cards with logical names gpupci1..N, their functions, IOMMU group and drivers')
-    .action(
-      setup.action(async (ctx) => {
-        const cards = await discoverCards(ctx.host);
-        if (ctx.output === 'json') return printJson(io, { cards: cards.map(cardJson) });
-        io.out(
-          cards.length === 0
-            ? 'No NVIDIA cards.'
-            : await renderTable(
-                ['NAME', 'ADDRESS', 'FUNCTIONS', 'IOMMU', 'SHARES GROUP WITH', 'MDEVS'],
-                cards.map((c) => [c.name, c.address, c.functions.map((f) => `${f.address.slice(-1)}:${f.role}(${f.driver ?? '-'})`).join(' '), c.iommuGroups.join(','), c.foreignInGroup.map((f) => f.address).join(',') || null, c.mdevs.length || null]),
-              ),
-        );
-      }),
-    );
+  registerListing(pci, setup, {
+    name: 'list',
+    description: 'NVIDIA cards with logical names gpupci1..N, their functions, IOMMU group and drivers',
+    read: (ctx) => discoverCards(ctx.host),
+    key: 'cards',
+    json: cardJson,
+    empty: 'No NVIDIA cards.',
+    columns: ['NAME', 'ADDRESS', 'FUNCTIONS', 'IOMMU', 'SHARES GROUP WITH', 'MDEVS'],
+    cells: (c) => [c.name, c.address, c.functions.map((f) => `${f.address.slice(-1)}:${f.role}(${f.driver ?? '-'})`).join(' '), c.iommuGroups.join(','), c.foreignInGroup.map((f) => f.address).join(',') || null, c.mdevs.length || null],
+  });
 
   pci
     .command('status')
