@@ -17,6 +17,8 @@ import { HostRoot } from '../../src/host/host-root.js';
 import { isUuid } from '../../src/host/identifiers.js';
 import { parseDefinition } from '../../src/host/definitions.js';
 import { recomputeAllCapacity } from '../../src/simulator/kernel.js';
+import { vfHandle } from '../../src/vendor-vfio/discovery.js';
+import { VENDOR_STATE_PATH } from '../../src/vendor-vfio/state.js';
 import { cli, type CliResult } from './cli.js';
 import { hostFrom, tempDir } from './hosts.js';
 
@@ -65,8 +67,10 @@ export const lexists = (p: string): Promise<boolean> =>
 
 /** What the invariants are about, read straight from the tree (not through vgpuctl). */
 export interface TreeState {
-  /** "uuid parent type" of every active mdev, sorted. */
+  /** "uuid parent type" of every active mdev and vendor-VFIO vGPU ("handle VF nvidia-ID"), sorted. */
   active: string[];
+  /** /etc/vgpuctl/vendor-vgpus.json as it is (null: absent). */
+  vendorDefs: string | null;
   /** Every file under etc/mdevctl.d except scripts.d, relative to the root, with its content ("-> target" for a link). */
   defs: Record<string, string>;
   /** Per-device boot units and their links under etc/systemd/system. */
@@ -105,16 +109,29 @@ export async function activeDevices(host: HostRoot): Promise<string[]> {
   return out.sort();
 }
 
+/** "handle VF nvidia-ID" of every VF whose nvidia/current_vgpu_type is not 0. */
+export async function activeVendorVgpus(host: HostRoot): Promise<string[]> {
+  const dir = host.path('/sys/bus/pci/devices');
+  const out: string[] = [];
+  for (const vf of await fs.readdir(dir).catch(() => [] as string[])) {
+    const cur = await fs.readFile(path.join(dir, vf, 'nvidia/current_vgpu_type'), 'utf8').catch(() => null);
+    if (cur !== null && cur.trim() !== '0') out.push(`${vfHandle(vf)} ${vf} nvidia-${cur.trim()}`);
+  }
+  return out.sort();
+}
+
 export async function readState(host: HostRoot): Promise<TreeState> {
-  const [active, defs, units, lock, journal, intent] = await Promise.all([
+  const [mdevs, vendor, vendorDefs, defs, units, lock, journal, intent] = await Promise.all([
     activeDevices(host),
+    activeVendorVgpus(host),
+    fs.readFile(host.path(VENDOR_STATE_PATH), 'utf8').catch(() => null),
     walkFiles(host.path('/etc/mdevctl.d'), host.root, (rel) => rel === 'etc/mdevctl.d/scripts.d'),
     walkFiles(host.path('/etc/systemd/system'), host.root, (rel) => !/@[0-9a-f-]{36}\.service$|\.wants$|system$/.test(rel)),
     lexists(host.path(LOCK)),
     lexists(host.path(JOURNAL)),
     lexists(host.path(INTENT)),
   ]);
-  return { active, defs, units, lock, journal, intent };
+  return { active: [...mdevs, ...vendor].sort(), vendorDefs, defs, units, lock, journal, intent };
 }
 
 /**
@@ -595,7 +612,7 @@ export async function listTmpLitter(host: HostRoot): Promise<string[]> {
       else if (/\.tmp$|\.new$|\.stale\./.test(e.name)) out.push(path.relative(host.root, p));
     }
   };
-  for (const d of ['/etc/mdevctl.d', '/run/vgpuctl', '/var/lib/vgpuctl']) await walk(host.path(d));
+  for (const d of ['/etc/mdevctl.d', '/etc/vgpuctl', '/run/vgpuctl', '/var/lib/vgpuctl']) await walk(host.path(d));
   return out;
 }
 
