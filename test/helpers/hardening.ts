@@ -626,3 +626,44 @@ export function fakeTool(name: string, body: string, dir = tempDir('vgpuctl-tool
   chmodSync(p, 0o755);
   return p;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// A kill inside a file write: a preload for the child (NODE_OPTIONS --import) that SIGKILLs it at one
+// moment of vgpuctl's atomic write of one file (writeFileAtomic: open the temporary file, write, sync,
+// rename). Deterministic, where a random-moment kill only sometimes lands inside the write.
+
+export type WriteKillStage = 'open' | 'half-written' | 'synced';
+
+const KILLER = `import { promises as fs } from 'node:fs';
+import path from 'node:path';
+const [stage, file] = (process.env.VGPUCTL_TEST_KILL_INSIDE_WRITE ?? '').split('@');
+const isTmp = (p) => path.dirname(p) === path.dirname(file) && path.basename(p).startsWith('.' + path.basename(file) + '.vgpuctl-') && p.endsWith('.tmp');
+const die = () => { process.kill(process.pid, 'SIGKILL'); return new Promise(() => {}); };
+const open = fs.open;
+fs.open = async function (p, ...rest) {
+  const h = await open.call(this, p, ...rest);
+  if (!file || !isTmp(String(p))) return h;
+  if (stage === 'open') await die();
+  const writeFile = h.writeFile.bind(h);
+  const sync = h.sync.bind(h);
+  h.writeFile = async (data, ...r) => {
+    if (stage !== 'half-written') return writeFile(data, ...r);
+    const s = String(data);
+    await writeFile(s.slice(0, Math.floor(s.length / 2)));
+    await sync();
+    return die();
+  };
+  h.sync = async () => {
+    await sync();
+    if (stage === 'synced') await die();
+  };
+  return h;
+};
+`;
+
+/** The env for spawnCli that kills the child at `stage` of its write of `realFile` (a real path). */
+export function killInsideWriteEnv(realFile: string, stage: WriteKillStage): NodeJS.ProcessEnv {
+  const preload = path.join(tempDir('vgpuctl-killer-'), 'kill-inside-write.mjs');
+  writeFileSync(preload, KILLER);
+  return { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import ${preload}`.trim(), VGPUCTL_TEST_KILL_INSIDE_WRITE: `${stage}@${realFile}` };
+}
