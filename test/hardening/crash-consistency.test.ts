@@ -5,7 +5,10 @@
  * host lock (so also inside its file writes) — and then run again ONCE, in-process. The commands: create
  * (with and without --define, with --count N, with given and with generated UUIDs), define (new and
  * --force over an existing one), modify, destroy (device, definition, boot unit and link), apply --prune,
- * cleanup --orphans (seed 004's leftovers) and pci detach (titanxp-seed001). After the kill:
+ * cleanup --orphans (seed 004's leftovers) and pci detach (titanxp-seed001); on vendor-VFIO hosts
+ * (l40s-vfio, mixed-mdev-vfio) create --count N (with and without --define), define, modify, destroy, their
+ * rollback by another command, and apply --prune of a plan with both kinds of GPU. A vendor vGPU counts as
+ * an active device ("handle VF nvidia-ID"), /etc/vgpuctl/vendor-vgpus.json as a definition file. After the kill:
  *   - no active device outside the ones before and the ones asked for ("leaked");
  *   - every definition file parses and holds either what it held before or what was asked ("lost");
  * after the ONE re-run of the same command:
@@ -57,6 +60,17 @@ gpus:
   - select: { address: "${P40}" }
     profile: P40-12C
     count: 2
+`);
+
+const MIXED_PLAN = writePlanFile(`version: 1
+defaults: { autostart: true }
+gpus:
+  - select: { address: "${P40}" }
+    profile: P40-12C
+    count: 2
+  - select: { pf: "0000:41:00.0" }
+    profile: L40S-8Q
+    count: 3
 `);
 
 interface CrashSpec {
@@ -285,6 +299,20 @@ const SPECS: CrashSpec[] = [
     random: 12,
     converged: async (h) => {
       const a = await sim(h, ['assert', '-f', APPLY_PLAN]);
+      return a.code === 0 ? [] : [`assert exits ${a.code}: ${a.stdout}`];
+    },
+  },
+  {
+    name: 'apply --prune on mixed-mdev-vfio (2 x P40-6Q and 2 x L40S-4Q out; 2 x P40-12C and 3 x L40S-8Q in, defined)',
+    fixture: 'mixed-mdev-vfio',
+    setup: async (h) => {
+      await defined(h, 'create', '--profile', 'P40-6Q', '--count', '2', '--define', '--auto')();
+      await defined(h, 'create', '--profile', 'L40S-4Q', '--count', '2', '--define', '--auto')();
+    },
+    args: ['apply', '-f', MIXED_PLAN, '--prune'],
+    random: 12,
+    converged: async (h) => {
+      const a = await sim(h, ['assert', '-f', MIXED_PLAN]);
       return a.code === 0 ? [] : [`assert exits ${a.code}: ${a.stdout}`];
     },
   },
