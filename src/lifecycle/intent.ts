@@ -15,6 +15,10 @@
  *     and stop removed is never put back — the operator asked for it to go — and the rest of such a run
  *     is left for its re-run (said in a warning).
  * A file that holds neither what the record says it was nor what it was to become is left alone.
+ * vendor-VFIO actions (src/vendor-vfio/) are recorded beside: the VFs whose current_vgpu_type the run sets
+ * (with the type), and vendor-vgpus.json before and after. A rollback writes `0` to such a VF while it
+ * carries the recorded type, unless a VM uses it or a definition the run did not write asks for it, and
+ * puts vendor-vgpus.json back byte for byte (removed when the run made it).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -27,11 +31,23 @@ import { usageOf } from '../rules/device-users.js';
 import { removeDeadTemporaries, runActions, writeFileAtomic, type Action } from './actions.js';
 import type { Backend } from './backends.js';
 import { findTypeOn, type HostState } from './host-state.js';
+import { numericTypeId, parseCurrentVgpuType } from '../vendor-vfio/creatable.js';
+import { currentTypePath, findVfUsers } from '../vendor-vfio/discovery.js';
+import { destroyAction } from '../vendor-vfio/lifecycle.js';
+import { parseVendorDefinitions, VENDOR_STATE_PATH } from '../vendor-vfio/state.js';
 
 export const INTENT_PATH = '/var/lib/vgpuctl/intent.json';
 
 const deviceSchema = z.object({ uuid: z.string(), parent: z.string(), type: z.string() }).strict();
 const defSchema = z.object({ type: z.string(), start: z.enum(['auto', 'manual']) }).strict();
+const vendorSchema = z
+  .object({
+    /** VFs whose nvidia/current_vgpu_type the run sets, with the type (nvidia-ID). */
+    creates: z.array(z.object({ vf: z.string(), type: z.string() }).strict()),
+    /** vendor-vgpus.json: its content before the run (null: none) and what the run writes; null: not written. */
+    file: z.object({ before: z.string().nullable(), after: z.string() }).strict().nullable(),
+  })
+  .strict();
 
 export const intentSchema = z
   .object({
@@ -44,6 +60,8 @@ export const intentSchema = z
     creates: z.array(deviceSchema),
     /** Definition files (host paths): content before the run (null: none), what the run makes of it (null: removed). */
     files: z.array(z.object({ file: z.string(), before: z.string().nullable(), after: defSchema.nullable() }).strict()),
+    /** vendor-VFIO actions (absent when the run has none). */
+    vendor: vendorSchema.optional(),
   })
   .strict();
 export type Intent = z.infer<typeof intentSchema>;
@@ -154,7 +172,58 @@ export async function intentOf(host: HostRoot, command: string, key: string, act
       }
     }
   }
-  return { version: 1, pid: process.pid, started: new Date().toISOString(), command, key, creates, files: [...files.values()] };
+  const vendor = await vendorIntentOf(host, actions, previous);
+  return { version: 1, pid: process.pid, started: new Date().toISOString(), command, key, creates, files: [...files.values()], ...(vendor ? { vendor } : {}) };
+}
+
+const isVendorTypePath = (p: string): boolean => /^\/sys\/bus\/pci\/devices\/[^/]+\/nvidia\/current_vgpu_type$/.test(p);
+
+/** The vendor-VFIO part of the record: VFs the actions give a type, and the definitions file they write. */
+async function vendorIntentOf(host: HostRoot, actions: Action[], previous: Intent | null): Promise<Intent['vendor'] | undefined> {
+  const creates = [...(previous?.vendor?.creates ?? [])];
+  let file = previous?.vendor?.file ? { ...previous.vendor.file } : null;
+  for (const a of actions) {
+    if (a.kind === 'sysfs-write' && isVendorTypePath(a.path) && a.data !== '0' && a.ctx.parent && a.ctx.type) {
+      const vf = a.ctx.parent;
+      if (!creates.some((c) => c.vf === vf)) creates.push({ vf, type: a.ctx.type });
+    }
+    if (a.kind === 'write-file' && a.path === VENDOR_STATE_PATH) file = { before: file ? file.before : await readOrNull(host, VENDOR_STATE_PATH), after: a.content };
+  }
+  return creates.length > 0 || file !== null ? { creates, file } : undefined;
+}
+
+/** What takes back the vendor-VFIO part of an interrupted run (see the header). */
+async function vendorRollback(host: HostRoot, intent: Intent, actions: Action[], kept: string[]): Promise<void> {
+  const v = intent.vendor;
+  if (!v) return;
+  const now = await readOrNull(host, VENDOR_STATE_PATH);
+  // The definitions the interrupted run did not write: they ask for their VF's vGPU (start of a defined one).
+  const others = parseVendorDefinitions((v.file ? v.file.before : now) ?? '{"version":1,"vgpus":[]}') ?? [];
+  const users = await findVfUsers(host, v.creates.map((c) => c.vf));
+  for (const c of v.creates) {
+    const id = numericTypeId(c.type);
+    if (id === null || parseCurrentVgpuType(await readOrNull(host, currentTypePath(c.vf))) !== id) continue;
+    const running = users.get(c.vf)?.running ?? [];
+    if (running.length > 0) {
+      kept.push(`the vGPU on ${c.vf} stays: in use by ${running.join(', ')}`);
+      continue;
+    }
+    if (others.some((d) => d.vf === c.vf && d.type === c.type)) {
+      kept.push(`the vGPU on ${c.vf} stays: defined in ${VENDOR_STATE_PATH}`);
+      continue;
+    }
+    actions.push(destroyAction(c.vf, id, null));
+  }
+  if (REMOVING.has(intent.command) || !v.file || now === v.file.before) return;
+  if (now !== v.file.after) {
+    kept.push(`${VENDOR_STATE_PATH} stays as it is: it holds neither what it held nor what the interrupted run wrote`);
+    return;
+  }
+  actions.push(
+    v.file.before === null
+      ? { kind: 'remove-file', path: VENDOR_STATE_PATH, summary: `remove ${VENDOR_STATE_PATH}, written by the interrupted run` }
+      : { kind: 'write-file', path: VENDOR_STATE_PATH, content: v.file.before, summary: `put back ${VENDOR_STATE_PATH} as it was` },
+  );
 }
 
 const sameDef = (a: z.infer<typeof defSchema> | null, b: z.infer<typeof defSchema> | null): boolean => a !== null && b !== null && a.type === b.type && a.start === b.start;
@@ -201,6 +270,7 @@ export async function rollbackActions(state: HostState, backend: Backend, intent
       );
     }
   }
+  await vendorRollback(state.host, intent, actions, kept);
   return { actions, kept };
 }
 
@@ -240,7 +310,7 @@ export async function recoverInterrupted(
     }
   }
   // A file write the kill cut short leaves its temporary file (mdevctl warns about it on every listing).
-  for (const dir of new Set(pending.files.map((f) => path.posix.dirname(f.file)))) {
+  for (const dir of new Set([...pending.files.map((f) => f.file), ...(pending.vendor?.file ? [VENDOR_STATE_PATH] : [])].map((f) => path.posix.dirname(f)))) {
     if (linkedDefinitionDir(ex.host, `${dir}/x`) === null) await removeDeadTemporaries(ex.host.path(dir));
   }
   const removing = REMOVING.has(pending.command);

@@ -151,10 +151,23 @@ export function destroyAction(vf: string, id: number, profile: string | null): A
   };
 }
 
-export function planVendorCreate(vs: VendorState, catalogue: Catalogue, req: VendorCreateRequest): { actions: Action[]; created: VendorDevice[]; defined: string[] } {
-  const placed = placeVendor(vs, catalogue, req);
-  const created = placed.map(({ vf, id }) => ({ uuid: vfHandle(vf.address), parent: vf.address, vf: vf.address, type: typeIdOf(id), profile: profileOfId(vs, catalogue, id)?.profile ?? null }));
-  const actions = placed.map(({ vf, id }, i) => createAction(vf.address, id, created[i]!.profile));
+/**
+ * `resumed`: finishing an interrupted create of the same request (src/vendor-vfio/resume.ts): the VFs it
+ * gave the type count as created, the rest go to the VFs it had chosen while they are free, else are placed.
+ */
+export function planVendorCreate(
+  vs: VendorState,
+  catalogue: Catalogue,
+  req: VendorCreateRequest,
+  resumed: { taken: Array<{ vf: string; id: number }>; free: Array<{ vf: string; id: number }> } = { taken: [], free: [] },
+): { actions: Action[]; created: VendorDevice[]; defined: string[] } {
+  const taken = resumed.taken.slice(0, req.count);
+  const rest = req.count - taken.length;
+  const placed =
+    rest === 0 ? [] : resumed.free.length >= rest ? resumed.free.slice(0, rest) : placeVendor(vs, catalogue, { ...req, count: rest }).map(({ vf, id }) => ({ vf: vf.address, id }));
+  const all = [...taken, ...placed];
+  const created = all.map(({ vf, id }) => ({ uuid: vfHandle(vf), parent: vf, vf, type: typeIdOf(id), profile: profileOfId(vs, catalogue, id)?.profile ?? null }));
+  const actions = placed.map(({ vf, id }, i) => createAction(vf, id, created[taken.length + i]!.profile));
   if (req.define) {
     requireReadableDefinitions(vs);
     const start = req.define.start;

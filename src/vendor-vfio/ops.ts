@@ -7,6 +7,7 @@ import { runOperation, type LifecycleContext, type OperationOutcome } from '../l
 import { parentsOffering, type TypeSelector } from '../rules/type-resolution.js';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { hasVendorVfio, readVendorState, vfHandle } from './discovery.js';
+import { recordedVfs, stateBeforeLandedWrite, vendorKey, withoutLandedWrite } from './resume.js';
 import { findVendorDevice, isVendorTarget, planVendorCreate, planVendorDestroy, planVendorStart, resolveVendorId, vendorBoardKnows, type VendorDevice } from './lifecycle.js';
 
 /** Does a create request go to the vendor interface? Its parent is a vendor VF/PF, or no mdev parent offers the type but a VF knows it. */
@@ -26,11 +27,19 @@ export async function vendorCreate(
   if (req.uuids && req.uuids.length > 0) {
     throw new VgpuctlError('usage', 'vGPUs on vendor-VFIO virtual functions are named by their VF (their handle is derived from its address); leave out -u');
   }
-  return runOperation(lc, 'create', async () => {
-    const vs = await readVendorState(lc.host, lc.catalogue);
-    const p = planVendorCreate(vs, lc.catalogue, { selector: req.selector, parent: req.parent, count: req.count ?? 1, spread: req.spread, define: req.define });
-    return { actions: p.actions, result: { created: p.created, defined: p.defined } };
-  });
+  const request = { selector: req.selector, parent: req.parent, count: req.count ?? 1, spread: req.spread, define: req.define };
+  const key = vendorKey('create', { ...request, parent: req.parent ?? null, spread: req.spread ?? false, define: req.define ?? null });
+  return runOperation(
+    lc,
+    'create',
+    async (_state, _backend, resume) => {
+      const now = await readVendorState(lc.host, lc.catalogue);
+      const vs = stateBeforeLandedWrite(now, resume);
+      const p = planVendorCreate(vs, lc.catalogue, request, recordedVfs(vs, resume));
+      return { actions: resume ? withoutLandedWrite(p.actions, now.stateContent) : p.actions, result: { created: p.created, defined: p.defined } };
+    },
+    key,
+  );
 }
 
 /** Is this UUID the handle of a vendor vGPU (active or defined)? */
@@ -43,13 +52,19 @@ export async function isVendorHandle(lc: LifecycleContext, uuid: string): Promis
 }
 
 export async function vendorDestroy(lc: LifecycleContext, uuid: string, opts: { keepDefinition: boolean; force: boolean; verb: 'destroy' | 'stop' }) {
-  return runOperation(lc, opts.verb, async () => {
-    const vs = await readVendorState(lc.host, lc.catalogue);
-    const p = planVendorDestroy(vs, lc.catalogue, uuid, opts);
-    if (!p) throw new VgpuctlError('not-found', `no vGPU ${uuid} on this host; see 'vgpuctl list --all'`);
-    const notes = p.actions.length === 0 ? [`${p.result.vf} carries no vGPU (already stopped)`] : [];
-    return { actions: p.actions, notes, result: p.result };
-  });
+  const key = vendorKey(opts.verb, { uuid, keepDefinition: opts.keepDefinition, force: opts.force });
+  return runOperation(
+    lc,
+    opts.verb,
+    async () => {
+      const vs = await readVendorState(lc.host, lc.catalogue);
+      const p = planVendorDestroy(vs, lc.catalogue, uuid, opts);
+      if (!p) throw new VgpuctlError('not-found', `no vGPU ${uuid} on this host; see 'vgpuctl list --all'`);
+      const notes = p.actions.length === 0 ? [`${p.result.vf} carries no vGPU (already stopped)`] : [];
+      return { actions: p.actions, notes, result: p.result };
+    },
+    key,
+  );
 }
 
 export async function vendorStart(lc: LifecycleContext, uuid: string) {
@@ -60,7 +75,7 @@ export async function vendorStart(lc: LifecycleContext, uuid: string) {
     const p = planVendorStart(vs, lc.catalogue, d.def);
     const started = p.already ? [] : [{ uuid: vfHandle(d.vf), parent: d.vf, type: d.def.type, profile: d.def.profile }];
     return { actions: p.actions, result: { started }, notes: p.already ? [`${uuid} is already active (${d.def.type} on ${d.vf})`] : [] };
-  });
+  }, vendorKey('start', { uuid }));
 }
 
 export interface VendorAutostart {

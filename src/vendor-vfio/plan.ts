@@ -187,9 +187,12 @@ export async function vendorPlanPart(lc: Pick<LifecycleContext, 'host' | 'catalo
         actions.push(createAction(v.address, id, profile));
         shapes.push(shape);
       }
-      if (!def) needs.push('define');
+      // A definition of another type on a VF that carries the planned one (an apply killed between its
+      // destroy/create and its definitions write) is rewritten: the boot job would start the wrong type.
+      const stale = def !== undefined && def.type !== typeIdOf(id);
+      if (!def || stale) needs.push('define');
       else if ((def.start === 'auto') !== autostart) needs.push('set-start');
-      if (!def || (def.start === 'auto') !== autostart) {
+      if (!def || stale || (def.start === 'auto') !== autostart) {
         defs.set(v.address, { vf: v.address, type: typeIdOf(id), profile, start: autostart ? 'auto' : 'manual' });
         defsChanged = true;
       }

@@ -39,6 +39,15 @@ export async function readVendorDefinitions(host: HostRoot): Promise<{ definitio
   }
 }
 
+/** The definitions a file's text holds, or null when it is not a definitions file vgpuctl can read. */
+export function parseVendorDefinitions(text: string): VendorDefinition[] | null {
+  try {
+    return fileSchema.parse(JSON.parse(text)).vgpus;
+  } catch {
+    return null;
+  }
+}
+
 export function formatVendorDefinitions(defs: VendorDefinition[]): string {
   const sorted = [...defs].sort((a, b) => (a.vf < b.vf ? -1 : 1));
   return `${JSON.stringify({ version: 1, vgpus: sorted }, null, 2)}\n`;

@@ -5,7 +5,10 @@
  * host lock (so also inside its file writes) — and then run again ONCE, in-process. The commands: create
  * (with and without --define, with --count N, with given and with generated UUIDs), define (new and
  * --force over an existing one), modify, destroy (device, definition, boot unit and link), apply --prune,
- * cleanup --orphans (seed 004's leftovers) and pci detach (titanxp-seed001). After the kill:
+ * cleanup --orphans (seed 004's leftovers) and pci detach (titanxp-seed001); on vendor-VFIO hosts
+ * (l40s-vfio, mixed-mdev-vfio) create --count N (with and without --define), define, modify, destroy, their
+ * rollback by another command, and apply --prune of a plan with both kinds of GPU. A vendor vGPU counts as
+ * an active device ("handle VF nvidia-ID"), /etc/vgpuctl/vendor-vgpus.json as a definition file. After the kill:
  *   - no active device outside the ones before and the ones asked for ("leaked");
  *   - every definition file parses and holds either what it held before or what was asked ("lost");
  * after the ONE re-run of the same command:
@@ -25,6 +28,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { isUuid } from '../../src/host/identifiers.js';
+import { parseVendorDefinitions, VENDOR_STATE_PATH } from '../../src/vendor-vfio/state.js';
 import { canRunMdevctlOracle } from '../helpers/tools.js';
 import {
   P40,
@@ -48,12 +52,25 @@ import {
 
 
 const TITAN = ['0000:18:00.0', '0000:18:00.1'];
+/** The first VFs of l40s-vfio and mixed-mdev-vfio (0000:41:00.4 ..). */
+const VF = Array.from({ length: 16 }, (_, i) => `0000:41:${String(Math.floor((i + 4) / 8)).padStart(2, '0')}.${(i + 4) % 8}`);
 
 const APPLY_PLAN = writePlanFile(`version: 1
 gpus:
   - select: { address: "${P40}" }
     profile: P40-12C
     count: 2
+`);
+
+const MIXED_PLAN = writePlanFile(`version: 1
+defaults: { autostart: true }
+gpus:
+  - select: { address: "${P40}" }
+    profile: P40-12C
+    count: 2
+  - select: { pf: "0000:41:00.0" }
+    profile: L40S-8Q
+    count: 3
 `);
 
 interface CrashSpec {
@@ -202,6 +219,78 @@ const SPECS: CrashSpec[] = [
         },
       ] satisfies CrashSpec[])
     : []),
+  // vendor-VFIO (l40s-vfio: 32 VFs 0000:41:00.4 ..): current_vgpu_type writes and /etc/vgpuctl/vendor-vgpus.json.
+  {
+    name: 'vendor: create --profile L40S-4Q --count 3 (l40s-vfio)',
+    fixture: 'l40s-vfio',
+    args: ['create', '--profile', 'L40S-4Q', '--count', '3'],
+    random: 8,
+    intent: true,
+  },
+  {
+    name: 'vendor: create --count 3 --define --auto (l40s-vfio)',
+    fixture: 'l40s-vfio',
+    setup: async (h) => defined(h, 'create', '--profile', 'L40S-4Q', '-p', VF[10]!, '--define')(),
+    args: ['create', '--profile', 'L40S-4Q', '--count', '3', '--define', '--auto'],
+    random: 10,
+    intent: true,
+  },
+  {
+    name: 'vendor: define -u VF (an active vGPU, beside another definition)',
+    fixture: 'l40s-vfio',
+    setup: async (h) => {
+      await defined(h, 'create', '--profile', 'L40S-4Q', '--count', '2', '--define')();
+      await defined(h, 'create', '--profile', 'L40S-4Q', '-p', VF[2]!)();
+    },
+    args: ['define', '-u', VF[2]!, '--auto'],
+    random: 6,
+    intent: true,
+  },
+  {
+    name: 'vendor: modify -u VF --manual',
+    fixture: 'l40s-vfio',
+    setup: async (h) => defined(h, 'create', '--profile', 'L40S-4Q', '--count', '2', '--define', '--auto')(),
+    args: ['modify', '-u', VF[0]!, '--manual'],
+    random: 6,
+    intent: true,
+  },
+  {
+    name: 'vendor: destroy -u VF (vGPU and its definition)',
+    fixture: 'l40s-vfio',
+    setup: async (h) => defined(h, 'create', '--profile', 'L40S-4Q', '--count', '2', '--define', '--auto')(),
+    args: ['destroy', '-u', VF[0]!],
+    random: 6,
+    intent: true,
+  },
+  {
+    name: 'vendor: create --count 3 --define killed, then another command (define of another VF): rolled back first',
+    fixture: 'l40s-vfio',
+    setup: async (h) => defined(h, 'create', '--profile', 'L40S-4Q', '-p', VF[10]!, '--define')(),
+    args: ['create', '--profile', 'L40S-4Q', '--count', '3', '--define', '--auto'],
+    next: ['define', '-u', VF[12]!, '-t', 'nvidia-1150'],
+    random: 8,
+    intent: true,
+  },
+  {
+    name: 'vendor: define killed, then another command (create of another VF): vendor-vgpus.json put back byte for byte',
+    fixture: 'l40s-vfio',
+    setup: async (h) => {
+      await defined(h, 'create', '--profile', 'L40S-4Q', '--count', '2', '--define')();
+      await defined(h, 'create', '--profile', 'L40S-4Q', '-p', VF[2]!)();
+    },
+    args: ['define', '-u', VF[2]!, '--auto'],
+    next: ['create', '--profile', 'L40S-4Q', '-p', VF[3]!],
+    random: 6,
+    intent: true,
+  },
+  {
+    name: 'vendor: create --count 3 killed, then an mdev command on mixed-mdev-vfio: the VFs it set are emptied first',
+    fixture: 'mixed-mdev-vfio',
+    args: ['create', '--profile', 'L40S-4Q', '--count', '3'],
+    next: ['create', '-t', 'nvidia-50', '-p', P40, '-u', U[4]],
+    random: 6,
+    intent: true,
+  },
   {
     name: 'apply --prune (4 x P40-6Q out, 2 x P40-12C in)',
     fixture: 'p40-seed004',
@@ -210,6 +299,20 @@ const SPECS: CrashSpec[] = [
     random: 12,
     converged: async (h) => {
       const a = await sim(h, ['assert', '-f', APPLY_PLAN]);
+      return a.code === 0 ? [] : [`assert exits ${a.code}: ${a.stdout}`];
+    },
+  },
+  {
+    name: 'apply --prune on mixed-mdev-vfio (2 x P40-6Q and 2 x L40S-4Q out; 2 x P40-12C and 3 x L40S-8Q in, defined)',
+    fixture: 'mixed-mdev-vfio',
+    setup: async (h) => {
+      await defined(h, 'create', '--profile', 'P40-6Q', '--count', '2', '--define', '--auto')();
+      await defined(h, 'create', '--profile', 'L40S-4Q', '--count', '2', '--define', '--auto')();
+    },
+    args: ['apply', '-f', MIXED_PLAN, '--prune'],
+    random: 12,
+    converged: async (h) => {
+      const a = await sim(h, ['assert', '-f', MIXED_PLAN]);
       return a.code === 0 ? [] : [`assert exits ${a.code}: ${a.stdout}`];
     },
   },
@@ -291,8 +394,10 @@ function differences(s: TreeState, t: TreeState, known: Set<string> | null): str
     const newActive = s.active.map((a) => a.split(' ')[0]!).filter((u) => !known.has(u)).sort();
     const newDefs = Object.keys(s.defs).map((r) => path.basename(r)).filter((u) => isUuid(u) && !known.has(u)).sort();
     if (c.defs.some((d) => d.includes('NEW')) && JSON.stringify(newActive) !== JSON.stringify(newDefs)) out.push(`new devices ${newActive.join(',')} and new definitions ${newDefs.join(',')} differ`);
+    if (s.vendorDefs !== t.vendorDefs) out.push(`${VENDOR_STATE_PATH} differs from an uninterrupted run: ${JSON.stringify(s.vendorDefs)}`);
     return out;
   }
+  if (s.vendorDefs !== t.vendorDefs) out.push(`${VENDOR_STATE_PATH} differs from an uninterrupted run: ${JSON.stringify(s.vendorDefs)}`);
   for (const key of ['active', 'defs', 'units'] as const) {
     const f = key === 'defs' ? Object.fromEntries(Object.entries(s.defs).filter(([rel]) => isUuid(path.basename(rel)))) : s[key];
     if (JSON.stringify(f) !== JSON.stringify(t[key])) out.push(`${key} differs from an uninterrupted run: ${JSON.stringify(f)}`);
@@ -301,6 +406,18 @@ function differences(s: TreeState, t: TreeState, known: Set<string> | null): str
 }
 
 const tmpFiles = (s: TreeState) => Object.keys(s.defs).filter((rel) => !isUuid(path.basename(rel)));
+
+/** vendor-vgpus.json must be whole and hold what it held before or what a complete run writes (`also`: or this). */
+function vendorDefinitionProblems(after: TreeState, before: TreeState, full: TreeState, also: TreeState | null): string[] {
+  const text = after.vendorDefs;
+  if (text === null) return before.vendorDefs === null || full.vendorDefs === null ? [] : [`${VENDOR_STATE_PATH} vanished`];
+  if (parseVendorDefinitions(text) === null) return [`${VENDOR_STATE_PATH} does not parse: ${JSON.stringify(text.slice(0, 80))}`];
+  return [before.vendorDefs, full.vendorDefs, also?.vendorDefs].includes(text) ? [] : [`${VENDOR_STATE_PATH} holds neither its old nor its new content: ${JSON.stringify(text)}`];
+}
+
+/** Temporary files of the vendor definitions write under /etc/vgpuctl. */
+const vendorTmpFiles = async (host: HostRoot): Promise<string[]> =>
+  (await fs.readdir(host.path(path.posix.dirname(VENDOR_STATE_PATH))).catch(() => [] as string[])).filter((n) => /\.tmp$/.test(n)).map((n) => `etc/vgpuctl/${n}`);
 
 describe('kill -9 at every step and at random moments, then run again once', () => {
   for (const [specIndex, spec] of SPECS.entries()) {
@@ -362,7 +479,7 @@ describe('kill -9 at every step and at random moments, then run again once', () 
           const leaked = known
             ? notWithin(canon(after, known).active, canon(full, known).active)
             : after.active.filter((a) => !new Set([...before.active, ...full.active]).has(a));
-          const lost = [...definitionProblems(after).filter((p) => !/temporary file/.test(p)), ...foreignDefinitions(after, before, full, known)];
+          const lost = [...definitionProblems(after).filter((p) => !/temporary file/.test(p)), ...foreignDefinitions(after, before, full, known), ...vendorDefinitionProblems(after, before, full, null)];
           // A definition that was there before and is not asked to go must still be there — or, while the
           // killed run replaced it (mdevctl undefine, then define), be in its intent record, byte for byte,
           // for the next run to put back (checked after that run below).
@@ -396,8 +513,8 @@ describe('kill -9 at every step and at random moments, then run again once', () 
           if (final.lock) problems.push('lock left after the re-run');
           if (final.journal) problems.push('journal left after the re-run');
           if (final.intent) problems.push('intent record left after the re-run');
-          lost.push(...definitionProblems(final).filter((p) => !/temporary file/.test(p)));
-          const leftTmp = tmpFiles(final);
+          lost.push(...definitionProblems(final).filter((p) => !/temporary file/.test(p)), ...vendorDefinitionProblems(final, before, full, finished && fullNext ? fullNext : target));
+          const leftTmp = [...tmpFiles(final), ...(await vendorTmpFiles(host))];
           totals.litter += leftTmp.length;
           if (leftTmp.length > 0) problems.push(`temporary files left after the re-run: ${leftTmp.join(', ')}`);
           problems.push(...differences(final, finished && fullNext ? fullNext : target, known).map((d) => `after the re-run ${d}`));

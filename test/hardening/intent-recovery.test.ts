@@ -10,10 +10,11 @@
  *   - A dry run shows what a real run would do with a record; cleanup rolls one back too.
  */
 import { promises as fs } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { snapshotTree } from '../helpers/hosts.js';
-import { INTENT, P40, U, buildCli, copyHost, fixtureHost, lexists, listTmpLitter, put, readState, sim, spawnCli, withFileFault } from '../helpers/hardening.js';
+import { parseVendorDefinitions, VENDOR_STATE_PATH } from '../../src/vendor-vfio/state.js';
+import { INTENT, P40, U, buildCli, copyHost, fixtureHost, killInsideWriteEnv, lexists, listTmpLitter, put, readState, sim, spawnCli, withFileFault } from '../helpers/hardening.js';
 
 let bin: string;
 let base: HostRoot;
@@ -163,4 +164,144 @@ describe('the intent record of a killed command', () => {
     expect(r.stderr).toMatch(/^vgpuctl: error: \/var\/lib\/vgpuctl\/intent\.json is not an intent record of vgpuctl \(.+\); look at it, and remove it if no vgpuctl run was interrupted\n$/);
     expect(await readState(host)).toEqual({ ...before, lock: false });
   });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// vendor-VFIO (l40s-vfio): the VFs a killed run set and /etc/vgpuctl/vendor-vgpus.json.
+
+const VF = ['0000:41:00.4', '0000:41:00.5', '0000:41:00.6', '0000:41:00.7'] as const;
+const currentType = (host: HostRoot, vf: string) => fs.readFile(host.path(`/sys/bus/pci/devices/${vf}/nvidia/current_vgpu_type`), 'utf8').then((t) => t.trim());
+const vendorFile = (host: HostRoot) => fs.readFile(host.path(VENDOR_STATE_PATH), 'utf8').catch(() => null);
+const runningOnVf = (name: string, vf: string) => {
+  const [, bus, sf] = vf.split(':');
+  const [slot, fn] = sf!.split('.');
+  return `<domstatus state='running' reason='booted' pid='4243'><domain type='kvm' id='8'><name>${name}</name><devices><hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x${bus}' slot='0x${slot}' function='0x${fn}'/></source></hostdev></devices></domain></domstatus>`;
+};
+/** A definitions file written by hand (compact, no newline): a rollback must give back exactly these bytes. */
+const HAND_WRITTEN = `{"version":1,"vgpus":[{"vf":"${VF[0]}","type":"nvidia-1150","profile":"L40S-4Q","start":"manual"},{"vf":"${VF[1]}","type":"nvidia-1150","profile":"L40S-4Q","start":"manual"}]}`;
+
+let vendorBase: HostRoot;
+beforeAll(async () => {
+  vendorBase = await fixtureHost('l40s-vfio');
+});
+
+/** l40s-vfio with L40S-4Q on VF[0], VF[1] (defined by hand) and VF[2] (not defined). */
+async function vendorHost(): Promise<HostRoot> {
+  const host = copyHost(vendorBase);
+  expect((await sim(host, ['create', '--profile', 'L40S-4Q', '--count', '3'])).code).toBe(0);
+  await put(host, VENDOR_STATE_PATH, HAND_WRITTEN);
+  return host;
+}
+
+describe('the intent record of a killed vendor-VFIO command', () => {
+  it('a re-run of create --count 3 finishes it on the VFs the killed run chose, writing only the missing ones', async () => {
+    const host = copyHost(vendorBase);
+    await killedAt(host, ['create', '--profile', 'L40S-4Q', '--count', '3', '--define', '--auto'], 2); // the record, VF[0]
+    expect(await Promise.all(VF.map((v) => currentType(host, v)))).toEqual(['1150', '0', '0', '0']);
+    const record = JSON.parse(await fs.readFile(host.path(INTENT), 'utf8'));
+    expect(record.vendor).toEqual({ creates: VF.slice(0, 3).map((vf) => ({ vf, type: 'nvidia-1150' })), file: { before: null, after: expect.stringContaining(VF[2]) } });
+    const r = await sim(host, ['create', '--profile', 'L40S-4Q', '--count', '3', '--define', '--auto', '-o', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/a previous 'create' \(pid \d+, started [^)]+\) was interrupted; finishing it/);
+    const out = r.json();
+    expect(out.created.map((c: { vf: string }) => c.vf)).toEqual(VF.slice(0, 3));
+    expect(out.actions.map((a: { summary: string }) => a.summary)).toEqual([`create L40S-4Q on ${VF[1]}`, `create L40S-4Q on ${VF[2]}`, `define L40S-4Q on ${VF[0]}, L40S-4Q on ${VF[1]}, L40S-4Q on ${VF[2]}, start auto`]);
+    expect(await Promise.all(VF.map((v) => currentType(host, v)))).toEqual(['1150', '1150', '1150', '0']);
+    expect(JSON.parse((await vendorFile(host))!).vgpus.map((d: { vf: string; start: string }) => `${d.vf} ${d.start}`)).toEqual(VF.slice(0, 3).map((v) => `${v} auto`));
+    expect((await readState(host)).intent).toBe(false);
+  });
+
+  it('another command empties the VFs the killed create set, except one a running VM uses (said), and removes the file it made', async () => {
+    const host = copyHost(vendorBase);
+    await killedAt(host, ['create', '--profile', 'L40S-4Q', '--count', '3', '--define'], 5); // every VF and the file
+    expect(await vendorFile(host)).not.toBeNull();
+    await put(host, '/run/libvirt/qemu/vm-v.xml', runningOnVf('vm-v', VF[1]));
+    const r = await sim(host, ['create', '--profile', 'L40S-4Q', '-p', VF[3]]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `was interrupted; rolled back: destroy nvidia-1150 on ${VF[0]}; destroy nvidia-1150 on ${VF[2]}; remove ${VENDOR_STATE_PATH}, written by the interrupted run; the vGPU on ${VF[1]} stays: in use by domain vm-v`,
+    );
+    expect(await Promise.all(VF.map((v) => currentType(host, v)))).toEqual(['0', '1150', '0', '1150']);
+    expect(await vendorFile(host)).toBeNull();
+    expect((await readState(host)).intent).toBe(false);
+  });
+
+  it('define killed after its write: another command puts the hand-written vendor-vgpus.json back byte for byte; a vGPU the killed run did not make stays', async () => {
+    const host = await vendorHost();
+    await killedAt(host, ['define', '-u', VF[2], '--auto'], 2);
+    expect(await vendorFile(host)).not.toBe(HAND_WRITTEN);
+    const r = await sim(host, ['modify', '-u', VF[0], '--auto']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`rolled back: put back ${VENDOR_STATE_PATH} as it was`);
+    // The rollback restored the file exactly, then modify rewrote it (canonical form) with VF[0] auto and no VF[2].
+    expect(JSON.parse((await vendorFile(host))!).vgpus.map((d: { vf: string; start: string }) => `${d.vf} ${d.start}`)).toEqual([`${VF[0]} auto`, `${VF[1]} manual`]);
+    expect(await Promise.all(VF.map((v) => currentType(host, v)))).toEqual(['1150', '1150', '1150', '0']);
+
+    const host2 = await vendorHost();
+    await killedAt(host2, ['define', '-u', VF[2], '--auto'], 2);
+    // Another command that does not touch the file: the hand-written bytes come back unchanged.
+    expect((await sim(host2, ['create', '--profile', 'L40S-4Q', '-p', VF[3]])).code).toBe(0);
+    expect(await vendorFile(host2)).toBe(HAND_WRITTEN);
+  });
+});
+
+describe('a kill inside the write of vendor-vgpus.json (open, half-written, synced, before the rename) never loses a definition', () => {
+  const OTHER_VF = '0000:41:01.0';
+  const cases = [
+    { name: 'define -u VF --auto', args: ['define', '-u', VF[2], '--auto'], other: ['create', '--profile', 'L40S-4Q', '-p', OTHER_VF] },
+    { name: 'create -p VF --define --auto', args: ['create', '--profile', 'L40S-4Q', '-p', VF[3], '--define', '--auto'], other: ['create', '--profile', 'L40S-4Q', '-p', OTHER_VF] },
+    { name: 'destroy -u VF (its definition goes)', args: ['destroy', '-u', VF[0]], other: null },
+  ];
+  const stages = ['open', 'half-written', 'synced'] as const;
+  const counts = { kills: 0, lost: 0, reRuns: 0, rollbacks: 0 };
+
+  afterAll(() => {
+    console.log(
+      `vendor-vgpus.json kill inside its write: ${counts.kills} kills (${stages.join(', ')} x ${cases.length} commands), ${counts.reRuns} re-runs reached the uninterrupted result, ` +
+        `${counts.rollbacks} other commands put the file back byte for byte; lost: ${counts.lost}`,
+    );
+  });
+
+  for (const c of cases) {
+    it(c.name, async () => {
+      const ref = await vendorHost();
+      expect((await sim(ref, c.args)).code).toBe(0);
+      const finished = await vendorFile(ref);
+      const wanted = JSON.parse(HAND_WRITTEN).vgpus.map((d: { vf: string }) => d.vf);
+      for (const stage of stages) {
+        const host = await vendorHost();
+        const r = await spawnCli(bin, host, c.args, { env: killInsideWriteEnv(host.path(VENDOR_STATE_PATH), stage) });
+        expect(r.signal, `${stage}: ${r.stderr}`).toBe('SIGKILL');
+        counts.kills++;
+        // The file is the one before, byte for byte: no definition is lost, none is torn.
+        const after = await vendorFile(host);
+        const kept = after === null ? [] : (parseVendorDefinitions(after) ?? []).map((d) => d.vf);
+        counts.lost += wanted.filter((vf: string) => !kept.includes(vf)).length;
+        expect(after, stage).toBe(HAND_WRITTEN);
+        const litter = await listTmpLitter(host);
+        expect(litter, stage).toEqual([expect.stringMatching(/^etc\/vgpuctl\/\.vendor-vgpus\.json\.vgpuctl-\d+\.tmp$/)]);
+        expect((await readState(host)).intent, stage).toBe(true);
+
+        // ONE re-run finishes it: the file an uninterrupted run writes, the temporary file gone.
+        const again = copyHost(host);
+        const a = await sim(again, c.args);
+        expect(a.code, `${stage}: ${a.stderr}`).toBe(0);
+        expect(await vendorFile(again), stage).toBe(finished);
+        expect(await listTmpLitter(again), stage).toEqual([]);
+        expect((await readState(again)).intent, stage).toBe(false);
+        counts.reRuns++;
+
+        // Another command rolls it back: the hand-written bytes, the VF the killed create set emptied.
+        if (c.other) {
+          const other = copyHost(host);
+          const o = await sim(other, c.other);
+          expect(o.code, `${stage}: ${o.stderr}`).toBe(0);
+          expect(await vendorFile(other), stage).toBe(HAND_WRITTEN);
+          expect(await listTmpLitter(other), stage).toEqual([]);
+          expect(await Promise.all([...VF, OTHER_VF].map((v) => currentType(other, v))), stage).toEqual(['1150', '1150', '1150', '0', '1150']);
+          counts.rollbacks++;
+        }
+      }
+    });
+  }
 });

@@ -17,6 +17,8 @@ import { HostRoot } from '../../src/host/host-root.js';
 import { isUuid } from '../../src/host/identifiers.js';
 import { parseDefinition } from '../../src/host/definitions.js';
 import { recomputeAllCapacity } from '../../src/simulator/kernel.js';
+import { vfHandle } from '../../src/vendor-vfio/discovery.js';
+import { VENDOR_STATE_PATH } from '../../src/vendor-vfio/state.js';
 import { cli, type CliResult } from './cli.js';
 import { hostFrom, tempDir } from './hosts.js';
 
@@ -65,8 +67,10 @@ export const lexists = (p: string): Promise<boolean> =>
 
 /** What the invariants are about, read straight from the tree (not through vgpuctl). */
 export interface TreeState {
-  /** "uuid parent type" of every active mdev, sorted. */
+  /** "uuid parent type" of every active mdev and vendor-VFIO vGPU ("handle VF nvidia-ID"), sorted. */
   active: string[];
+  /** /etc/vgpuctl/vendor-vgpus.json as it is (null: absent). */
+  vendorDefs: string | null;
   /** Every file under etc/mdevctl.d except scripts.d, relative to the root, with its content ("-> target" for a link). */
   defs: Record<string, string>;
   /** Per-device boot units and their links under etc/systemd/system. */
@@ -105,16 +109,29 @@ export async function activeDevices(host: HostRoot): Promise<string[]> {
   return out.sort();
 }
 
+/** "handle VF nvidia-ID" of every VF whose nvidia/current_vgpu_type is not 0. */
+export async function activeVendorVgpus(host: HostRoot): Promise<string[]> {
+  const dir = host.path('/sys/bus/pci/devices');
+  const out: string[] = [];
+  for (const vf of await fs.readdir(dir).catch(() => [] as string[])) {
+    const cur = await fs.readFile(path.join(dir, vf, 'nvidia/current_vgpu_type'), 'utf8').catch(() => null);
+    if (cur !== null && cur.trim() !== '0') out.push(`${vfHandle(vf)} ${vf} nvidia-${cur.trim()}`);
+  }
+  return out.sort();
+}
+
 export async function readState(host: HostRoot): Promise<TreeState> {
-  const [active, defs, units, lock, journal, intent] = await Promise.all([
+  const [mdevs, vendor, vendorDefs, defs, units, lock, journal, intent] = await Promise.all([
     activeDevices(host),
+    activeVendorVgpus(host),
+    fs.readFile(host.path(VENDOR_STATE_PATH), 'utf8').catch(() => null),
     walkFiles(host.path('/etc/mdevctl.d'), host.root, (rel) => rel === 'etc/mdevctl.d/scripts.d'),
     walkFiles(host.path('/etc/systemd/system'), host.root, (rel) => !/@[0-9a-f-]{36}\.service$|\.wants$|system$/.test(rel)),
     lexists(host.path(LOCK)),
     lexists(host.path(JOURNAL)),
     lexists(host.path(INTENT)),
   ]);
-  return { active, defs, units, lock, journal, intent };
+  return { active: [...mdevs, ...vendor].sort(), vendorDefs, defs, units, lock, journal, intent };
 }
 
 /**
@@ -582,7 +599,7 @@ export async function settleTornPci(host: HostRoot, addresses: string[]): Promis
 }
 
 /** Temporary files (vgpuctl's .tmp, the lock's .new and .stale.) under the directories vgpuctl writes (or `dirs`). */
-export async function listTmpLitter(host: HostRoot, dirs = ['/etc/mdevctl.d', '/run/vgpuctl', '/var/lib/vgpuctl']): Promise<string[]> {
+export async function listTmpLitter(host: HostRoot, dirs = ['/etc/mdevctl.d', '/etc/vgpuctl', '/run/vgpuctl', '/var/lib/vgpuctl']): Promise<string[]> {
   const out: string[] = [];
   const walk = async (dir: string): Promise<void> => {
     for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
@@ -604,4 +621,45 @@ export function fakeTool(name: string, body: string, dir = tempDir('vgpuctl-tool
   writeFileSync(p, `#!/bin/sh\n${body}`);
   chmodSync(p, 0o755);
   return p;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A kill inside a file write: a preload for the child (NODE_OPTIONS --import) that SIGKILLs it at one
+// moment of vgpuctl's atomic write of one file (writeFileAtomic: open the temporary file, write, sync,
+// rename). Deterministic, where a random-moment kill only sometimes lands inside the write.
+
+export type WriteKillStage = 'open' | 'half-written' | 'synced';
+
+const KILLER = `import { promises as fs } from 'node:fs';
+import path from 'node:path';
+const [stage, file] = (process.env.VGPUCTL_TEST_KILL_INSIDE_WRITE ?? '').split('@');
+const isTmp = (p) => path.dirname(p) === path.dirname(file) && path.basename(p).startsWith('.' + path.basename(file) + '.vgpuctl-') && p.endsWith('.tmp');
+const die = () => { process.kill(process.pid, 'SIGKILL'); return new Promise(() => {}); };
+const open = fs.open;
+fs.open = async function (p, ...rest) {
+  const h = await open.call(this, p, ...rest);
+  if (!file || !isTmp(String(p))) return h;
+  if (stage === 'open') await die();
+  const writeFile = h.writeFile.bind(h);
+  const sync = h.sync.bind(h);
+  h.writeFile = async (data, ...r) => {
+    if (stage !== 'half-written') return writeFile(data, ...r);
+    const s = String(data);
+    await writeFile(s.slice(0, Math.floor(s.length / 2)));
+    await sync();
+    return die();
+  };
+  h.sync = async () => {
+    await sync();
+    if (stage === 'synced') await die();
+  };
+  return h;
+};
+`;
+
+/** The env for spawnCli that kills the child at `stage` of its write of `realFile` (a real path). */
+export function killInsideWriteEnv(realFile: string, stage: WriteKillStage): NodeJS.ProcessEnv {
+  const preload = path.join(tempDir('vgpuctl-killer-'), 'kill-inside-write.mjs');
+  writeFileSync(preload, KILLER);
+  return { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import ${preload}`.trim(), VGPUCTL_TEST_KILL_INSIDE_WRITE: `${stage}@${realFile}` };
 }

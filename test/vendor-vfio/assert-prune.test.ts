@@ -141,6 +141,21 @@ describe('apply --prune with vendor-VFIO vGPUs', () => {
     expect((await cli(['--root', host.root, 'assert', '-f', MIXED])).code).toBe(0);
   });
 
+  it('a VF carrying the planned type under a definition of another type (an apply killed before its definitions write): assert differs, apply rewrites the definition', async () => {
+    const host = await hostFrom('mixed-mdev-vfio');
+    expect((await sim(host, 'apply', '-f', MIXED)).code).toBe(0);
+    const f = path.join(host.root, 'etc/vgpuctl/vendor-vgpus.json');
+    writeFileSync(f, readFileSync(f, 'utf8').replace('"vf": "0000:41:00.4",\n      "type": "nvidia-1152",\n      "profile": "L40S-8Q"', '"vf": "0000:41:00.4",\n      "type": "nvidia-1150",\n      "profile": "L40S-4Q"'));
+    expect(defs(host.root).find((d) => d.vf === '0000:41:00.4')!.type).toBe('nvidia-1150');
+    const a = await cli(['--root', host.root, 'assert', '-f', MIXED, '-o', 'json']);
+    expect(a.code).toBe(1);
+    expect(a.json().differences).toEqual([{ action: 'define', uuid: vfHandle('0000:41:00.4'), parent: '0000:41:00.4', type: 'nvidia-1152' }]);
+    expect((await sim(host, 'apply', '-f', MIXED)).code).toBe(0);
+    expect(current(host.root, '0000:41:00.4')).toBe('1152');
+    expect(defs(host.root).map((d) => `${d.vf} ${d.type} ${d.start}`)).toEqual(['0000:41:00.4', '0000:41:00.5', '0000:41:00.6'].map((vf) => `${vf} nvidia-1152 auto`));
+    expect((await cli(['--root', host.root, 'assert', '-f', MIXED, '-o', 'json'])).json().matches).toBe(true);
+  });
+
   it('after an interrupted apply, the vendor vGPU it created and the plan does not hold is taken back, never one a VM runs on', async () => {
     const host = await hostFrom('mixed-mdev-vfio');
     // The interrupted run created 41:01.0 and 41:01.1 (no definitions written yet); a VM already runs on 41:01.1.
