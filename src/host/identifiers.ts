@@ -49,8 +49,13 @@ export function normalizeUuid(input: string): string {
 export function normalizeDeviceRef(input: string): { uuid: string } | { vf: string } {
   refuseSurroundingSpace(input, 'a UUID or VF address');
   if (!isUuid(input)) {
-    const asPci = normalizeParent(input);
-    if (isPciAddress(asPci)) return { vf: asPci };
+    let asPci: string | null = null;
+    try {
+      asPci = normalizeParent(input);
+    } catch {
+      // Neither a UUID nor a device name: the UUID's error below says what -u takes.
+    }
+    if (asPci !== null && isPciAddress(asPci)) return { vf: asPci };
   }
   return { uuid: normalizeUuid(input) };
 }

@@ -92,7 +92,7 @@ const POOL_FILE = '.vgpuctl-sim-pool';
  * The kernel updates an attribute in one step; a killed simulator must not leave it empty or half
  * written (crash tests kill vgpuctl at random points, including inside the simulated kernel).
  */
-async function writeAttrAtomically(file: string, content: string): Promise<void> {
+export async function writeAttrAtomically(file: string, content: string): Promise<void> {
   const tmp = `${path.dirname(file)}/.${path.basename(file)}.${process.pid}.tmp`;
   // Synchronous like the tree's other writes (tree.ts): a recompute writes up to a GPU's worth of these.
   writeFileSync(tmp, content);

@@ -17,6 +17,7 @@ import { errnoError } from '../host/sysfs-writer.js';
 import { parseTypeName } from '../host/type-name.js';
 import { additionalFit, type VgpuShape } from '../rules/gpu-capacity.js';
 import { formatCreatableVgpuTypes, parseCreatableVgpuTypes, parseCurrentVgpuType, type CreatableType } from '../vendor-vfio/creatable.js';
+import { writeAttrAtomically } from './kernel.js';
 import { TreeWriter } from './tree.js';
 
 /** Beside creatable_vgpu_types: every type the VF supports (the simulator's memory, not a kernel file). */
@@ -86,7 +87,7 @@ export async function recomputeVendorPf(host: HostRoot, pfReal: string): Promise
   const existing = info.filter((v) => v.current !== 0).map((v) => shapeOfType(known.get(v.current) ?? { id: v.current, name: '' }));
   for (const v of info) {
     const creatable = v.current !== 0 ? [] : v.supported.filter((t) => additionalFit(existing, shapeOfType(t), placement) > 0);
-    await fs.writeFile(path.join(v.dir, 'nvidia', 'creatable_vgpu_types'), formatCreatableVgpuTypes(creatable));
+    await writeAttrAtomically(path.join(v.dir, 'nvidia', 'creatable_vgpu_types'), formatCreatableVgpuTypes(creatable));
   }
 }
 
@@ -126,7 +127,8 @@ export async function simulateVendorWrite(host: HostRoot, hostPath: string, data
     const creatable = parseCreatableVgpuTypes((await host.readAttr(path.join(vfReal, 'nvidia', 'creatable_vgpu_types'))) ?? '');
     if (!creatable.some((t) => t.id === id)) throw errnoError('EINVAL', `vGPU type ${id} is not creatable on ${vf}`);
   }
-  await fs.writeFile(real, `${id}\n`);
+  // In one step, as the kernel does: a crash test's kill inside the simulator must not leave it empty.
+  await writeAttrAtomically(real, `${id}\n`);
   const pf = path.join(vfReal, 'physfn');
   if (await host.exists(pf)) await recomputeVendorPf(host, await host.realpath(pf));
   return true;
@@ -189,7 +191,7 @@ export async function simulateSriovNumvfs(host: HostRoot, hostPath: string, data
   } else {
     for (let i = 0; i < n; i++) await layOutVf(host, spec, pfHost, i);
   }
-  await fs.writeFile(path.join(pfReal, 'sriov_numvfs'), `${n}\n`);
+  await writeAttrAtomically(path.join(pfReal, 'sriov_numvfs'), `${n}\n`);
   if (n > 0) await recomputeVendorPf(host, pfReal);
   return true;
 }
