@@ -49,6 +49,7 @@ import {
   writePlanFile,
   type TreeState,
 } from '../helpers/hardening.js';
+import { MIXED_PLAN_TEXT } from '../vendor-vfio/mixed-plan.js';
 
 
 const TITAN = ['0000:18:00.0', '0000:18:00.1'];
@@ -62,16 +63,7 @@ gpus:
     count: 2
 `);
 
-const MIXED_PLAN = writePlanFile(`version: 1
-defaults: { autostart: true }
-gpus:
-  - select: { address: "${P40}" }
-    profile: P40-12C
-    count: 2
-  - select: { pf: "0000:41:00.0" }
-    profile: L40S-8Q
-    count: 3
-`);
+const MIXED_PLAN = writePlanFile(MIXED_PLAN_TEXT);
 
 interface CrashSpec {
   name: string;
