@@ -2,14 +2,14 @@
  * Two ways to make the same change: writing sysfs and /etc/mdevctl.d ourselves, or asking mdevctl.
  * Both produce Actions; both must reach the same end state.
  */
-import { z } from 'zod';
 import { definitionPath, formatDefinition, type Definition } from '../host/definitions.js';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import type { Action } from './actions.js';
 import type { WriteContext } from './kernel-errors.js';
 
-export const backendSchema = z.enum(['sysfs', 'mdevctl']);
-export type BackendName = z.infer<typeof backendSchema>;
+// The flag's values; the CLI validates them (no zod here: cleanup and health load this module).
+export const BACKENDS = ['sysfs', 'mdevctl'] as const;
+export type BackendName = (typeof BACKENDS)[number];
 
 export interface DeviceSpec {
   uuid: string;

@@ -22,7 +22,8 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import { isZodError } from '../validation/mini.js';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
 import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
 import { linkedDefinitionDir, parseDefinition } from '../host/definitions.js';
@@ -38,32 +39,29 @@ import { parseVendorDefinitions, VENDOR_STATE_PATH } from '../vendor-vfio/state.
 
 export const INTENT_PATH = '/var/lib/vgpuctl/intent.json';
 
-const deviceSchema = z.object({ uuid: z.string(), parent: z.string(), type: z.string() }).strict();
-const defSchema = z.object({ type: z.string(), start: z.enum(['auto', 'manual']) }).strict();
-const vendorSchema = z
-  .object({
-    /** VFs whose nvidia/current_vgpu_type the run sets, with the type (nvidia-ID). */
-    creates: z.array(z.object({ vf: z.string(), type: z.string() }).strict()),
-    /** vendor-vgpus.json: its content before the run (null: none) and what the run writes; null: not written. */
-    file: z.object({ before: z.string().nullable(), after: z.string() }).strict().nullable(),
-  })
-  .strict();
+const deviceSchema = z.strictObject({ uuid: z.string(), parent: z.string(), type: z.string() });
+const defSchema = z.strictObject({ type: z.string(), start: z.enum(['auto', 'manual']) });
+const vendorSchema = z.strictObject({
+  /** VFs whose nvidia/current_vgpu_type the run sets, with the type (nvidia-ID). */
+  creates: z.array(z.strictObject({ vf: z.string(), type: z.string() })),
+  /** vendor-vgpus.json: its content before the run (null: none) and what the run writes; null: not written. */
+  file: z.nullable(z.strictObject({ before: z.nullable(z.string()), after: z.string() })),
+});
 
-export const intentSchema = z
-  .object({
-    version: z.literal(1),
-    pid: z.number().int(),
-    started: z.string(),
-    command: z.string(),
-    /** The request, normalised: a re-run with the same key finishes the run. */
-    key: z.string(),
-    creates: z.array(deviceSchema),
-    /** Definition files (host paths): content before the run (null: none), what the run makes of it (null: removed). */
-    files: z.array(z.object({ file: z.string(), before: z.string().nullable(), after: defSchema.nullable() }).strict()),
-    /** vendor-VFIO actions (absent when the run has none). */
-    vendor: vendorSchema.optional(),
-  })
-  .strict();
+// zod/mini (src/validation/mini.ts): every changing command reads this record; classic zod costs its start-up.
+export const intentSchema = z.strictObject({
+  version: z.literal(1),
+  pid: z.int(),
+  started: z.string(),
+  command: z.string(),
+  /** The request, normalised: a re-run with the same key finishes the run. */
+  key: z.string(),
+  creates: z.array(deviceSchema),
+  /** Definition files (host paths): content before the run (null: none), what the run makes of it (null: removed). */
+  files: z.array(z.strictObject({ file: z.string(), before: z.nullable(z.string()), after: z.nullable(defSchema) })),
+  /** vendor-VFIO actions (absent when the run has none). */
+  vendor: z.optional(vendorSchema),
+});
 export type Intent = z.infer<typeof intentSchema>;
 
 /** Commands whose removals were asked for: never undone by a rollback. */
@@ -84,7 +82,7 @@ export async function readIntent(host: HostRoot): Promise<Intent | null> {
     // It is written by rename, so never torn by vgpuctl: someone else wrote it.
     throw new VgpuctlError(
       'refused',
-      `${INTENT_PATH} is not an intent record of vgpuctl (${e instanceof z.ZodError ? e.issues[0]?.message : (e as Error).message}); look at it, and remove it if no vgpuctl run was interrupted`,
+      `${INTENT_PATH} is not an intent record of vgpuctl (${isZodError(e) ? e.issues[0]?.message : (e as Error).message}); look at it, and remove it if no vgpuctl run was interrupted`,
       { cause: e },
     );
   }

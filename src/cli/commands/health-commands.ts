@@ -2,17 +2,22 @@
 import type { Command } from 'commander';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../../validation/mini.js';
 import { cleanup } from '../../cleanup/cleanup.js';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
 import { defaultToolPaths } from '../../host/external-command.js';
 import { writeFileAtomic } from '../../lifecycle/actions.js';
 import { runHealth, STATUS_CODE } from '../../health/checks.js';
 import { formatNagios, formatPrometheus, formatText, healthSummary } from '../../health/formats.js';
-import { loadPlanFile } from '../../plan/plan-file.js';
+import { BACKENDS } from '../../lifecycle/backends.js';
 import { lifecycleContextOf, parseInput } from '../context.js';
 import { printJson, renderTable } from '../output.js';
 import type { CommandSetup } from '../command-setup.js';
+
+// zod/mini (src/validation/mini.ts): health runs from cron every minute, so its start-up counts.
+const nonEmpty = z.string().check(z.minLength(1));
+const seconds = (max: number) => z.coerce.number().check(z.positive(), z.lte(max));
 
 export function registerHealthCommands(program: Command, setup: CommandSetup): void {
   const io = setup.io;
@@ -32,14 +37,14 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
       setup.action(async (ctx, raw, _args, _g) => {
         const o = parseInput(
           z.object({
-            dryRun: z.boolean().default(false),
-            orphans: z.boolean().default(false),
-            restartVgpuMgr: z.boolean().default(false),
-            nvidiaSmi: z.string().min(1).optional(),
-            systemctl: z.string().min(1).optional(),
-            timeout: z.coerce.number().positive().max(600).default(10),
-            backend: z.enum(['sysfs', 'mdevctl']).default('sysfs'),
-            lockTimeout: z.coerce.number().positive().max(3600).default(10),
+            dryRun: z._default(z.boolean(), false),
+            orphans: z._default(z.boolean(), false),
+            restartVgpuMgr: z._default(z.boolean(), false),
+            nvidiaSmi: z.optional(nonEmpty),
+            systemctl: z.optional(nonEmpty),
+            timeout: z._default(seconds(600), 10),
+            backend: z._default(z.enum(BACKENDS), 'sysfs'),
+            lockTimeout: z._default(seconds(3600), 10),
           }),
           raw,
           'option',
@@ -73,11 +78,11 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
       setup.action(async (ctx, raw, _args, globals) => {
         const o = parseInput(
           z.object({
-            plan: z.string().min(1).optional(),
-            textfile: z.string().min(1).optional(),
-            checkTimeout: z.coerce.number().positive().max(120).default(5),
-            nvidiaSmi: z.string().min(1).optional(),
-            systemctl: z.string().min(1).optional(),
+            plan: z.optional(nonEmpty),
+            textfile: z.optional(nonEmpty),
+            checkTimeout: z._default(seconds(120), 5),
+            nvidiaSmi: z.optional(nonEmpty),
+            systemctl: z.optional(nonEmpty),
           }),
           raw,
           'option',
@@ -85,7 +90,8 @@ export function registerHealthCommands(program: Command, setup: CommandSetup): v
         const format = globals.rawOutput ?? 'text';
         const tools = defaultToolPaths(setup.env);
         const report = await runHealth(ctx.host, {
-          plan: o.plan === undefined ? undefined : loadPlanFile(o.plan),
+          // The plan reader (classic zod) loads only when a plan is given: health runs every minute.
+          plan: o.plan === undefined ? undefined : (await import('../../plan/plan-file.js')).loadPlanFile(o.plan),
           tools: { nvidiaSmi: o.nvidiaSmi ?? tools.nvidiaSmi, systemctl: o.systemctl ?? tools.systemctl },
           checkTimeoutMs: o.checkTimeout * 1000,
           catalogue: ctx.catalogue,

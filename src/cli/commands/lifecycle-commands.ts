@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
 import { normalizeParent, normalizeUuid, validateProfileName, validateTypeId } from '../../host/identifiers.js';
-import { backendSchema } from '../../lifecycle/backends.js';
+import { BACKENDS } from '../../lifecycle/backends.js';
 import { createDevices } from '../../lifecycle/create.js';
 import { defineDevice } from '../../lifecycle/define.js';
 import { destroyDevice } from '../../lifecycle/destroy.js';
@@ -18,7 +18,7 @@ import type { CommandSetup } from '../command-setup.js';
 
 const common = {
   dryRun: z.boolean().default(false),
-  backend: backendSchema.default('sysfs'),
+  backend: z.enum(BACKENDS).default('sysfs'),
   lockTimeout: z.coerce.number({ error: 'must be a number of seconds' }).positive().max(3600).default(10),
 };
 

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
-import { backendSchema } from '../../lifecycle/backends.js';
+import { BACKENDS } from '../../lifecycle/backends.js';
 import { readHostState } from '../../lifecycle/host-state.js';
 import type { LifecycleContext } from '../../lifecycle/operation.js';
 import { applyPlan, assertPlan, planChanges, waitForParents, type PlanReport } from '../../plan/apply.js';
@@ -21,7 +21,7 @@ const planOptions = z.object({
   config: z.string().optional(),
   prune: z.boolean().default(false),
   dryRun: z.boolean().default(false),
-  backend: backendSchema.default('sysfs'),
+  backend: z.enum(BACKENDS).default('sysfs'),
   lockTimeout: z.coerce.number().positive().max(3600).default(10),
   waitForParents: z.coerce.number().min(0).max(3600).default(0),
 });
