@@ -105,8 +105,7 @@ const toolEnv = { ...process.env };
 for (const k of Object.keys(toolEnv)) if (k.startsWith('VGPUCTL_')) delete toolEnv[k];
 delete toolEnv['NODE_OPTIONS'];
 
-// bin/vgpuctl itself, as operators run it (its first line gives node its flags).
-const vg = (tree, ...a) => [BIN, '--root', tree, ...a];
+const vg = (tree, ...a) => [process.execPath, BIN, '--root', tree, ...a];
 const md = (tree, ...a) => ['chroot', tree, 'mdevctl', ...a];
 
 /** A fresh copy of a template tree (templates never carry mounts, so a copy never copies /usr). */
@@ -210,7 +209,7 @@ log('start-up: node -e 0, vgpuctl --version');
   const version = [];
   for (let i = 0; i < Math.max(RUNS, 9) * 2 + 1; i++) {
     const a = runOnce([process.execPath, '-e', '0'], { env: toolEnv });
-    const b = runOnce([BIN, '--version'], { env: toolEnv });
+    const b = runOnce([process.execPath, BIN, '--version'], { env: toolEnv });
     if (i > 0) {
       nodeE0.push(a);
       version.push(b);
