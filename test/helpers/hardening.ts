@@ -17,6 +17,7 @@ import { HostRoot } from '../../src/host/host-root.js';
 import { isUuid } from '../../src/host/identifiers.js';
 import { parseDefinition } from '../../src/host/definitions.js';
 import { recomputeAllCapacity } from '../../src/simulator/kernel.js';
+import { recomputeAllVendor } from '../../src/simulator/vendor-vfio.js';
 import { vfHandle } from '../../src/vendor-vfio/discovery.js';
 import { VENDOR_STATE_PATH } from '../../src/vendor-vfio/state.js';
 import { cli, type CliResult } from './cli.js';
@@ -461,7 +462,7 @@ const resolves = (p: string) =>
   );
 const readlink = (p: string) => fs.readlink(p).catch(() => null);
 
-/** Repairs half-made or half-removed mdevs and stale capacity; returns what it repaired. */
+/** Repairs half-made or half-removed mdevs and stale capacity (mdev counters, vendor-VFIO creatable lists); returns what it repaired. */
 export async function settleTornMdevs(host: HostRoot): Promise<string[]> {
   const repaired: string[] = [];
   const bus = host.path('/sys/bus/mdev/devices');
@@ -524,6 +525,16 @@ export async function settleTornMdevs(host: HostRoot): Promise<string[]> {
   for (const [p, v] of counters) if (!/^\d+\n$/.test(v)) await fs.writeFile(p, '0\n');
   await recomputeAllCapacity(host);
   for (const [p, v] of counters) if ((await fs.readFile(p, 'utf8')) !== v) repaired.push(`stale ${path.relative(host.root, p)}`);
+  // vendor-VFIO: the driver computes creatable_vgpu_types when it is read; the simulator rewrites the lists
+  // right after a current_vgpu_type write, and a kill between the two leaves them stale.
+  const creatable = new Map<string, string>();
+  for (const a of await fs.readdir(host.path('/sys/bus/pci/devices')).catch(() => [] as string[])) {
+    const p = host.path(`/sys/bus/pci/devices/${a}/nvidia/creatable_vgpu_types`);
+    const v = await fs.readFile(p, 'utf8').catch(() => null);
+    if (v !== null) creatable.set(p, v);
+  }
+  if (creatable.size > 0) await recomputeAllVendor(host);
+  for (const [p, v] of creatable) if ((await fs.readFile(p, 'utf8')) !== v) repaired.push(`stale ${path.relative(host.root, p)}`);
   return repaired;
 }
 
