@@ -48,6 +48,7 @@ import {
   spawnCli,
   writePlanFile,
   type TreeState,
+  P40_12C_PLAN_TEXT,
 } from '../helpers/hardening.js';
 import { MIXED_PLAN_TEXT } from '../vendor-vfio/mixed-plan.js';
 
@@ -56,12 +57,7 @@ const TITAN = ['0000:18:00.0', '0000:18:00.1'];
 /** The first VFs of l40s-vfio and mixed-mdev-vfio (0000:41:00.4 ..). */
 const VF = Array.from({ length: 16 }, (_, i) => `0000:41:${String(Math.floor((i + 4) / 8)).padStart(2, '0')}.${(i + 4) % 8}`);
 
-const APPLY_PLAN = writePlanFile(`version: 1
-gpus:
-  - select: { address: "${P40}" }
-    profile: P40-12C
-    count: 2
-`);
+const APPLY_PLAN = writePlanFile(P40_12C_PLAN_TEXT);
 
 const MIXED_PLAN = writePlanFile(MIXED_PLAN_TEXT);
 

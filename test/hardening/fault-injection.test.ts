@@ -43,6 +43,7 @@ import {
   type FileStage,
   type TreeState,
   type WritePoint,
+  P40_12C_PLAN_TEXT,
 } from '../helpers/hardening.js';
 
 const ERRNOS = ['EIO', 'ENOSPC', 'EBUSY', 'EINVAL'] as const;
@@ -64,12 +65,7 @@ const ok = async (host: HostRoot, args: string[]): Promise<void> => {
   expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
 };
 
-const APPLY_PLAN = writePlanFile(`version: 1
-gpus:
-  - select: { address: "${P40}" }
-    profile: P40-12C
-    count: 2
-`);
+const APPLY_PLAN = writePlanFile(P40_12C_PLAN_TEXT);
 
 const T4A = '0000:3b:00.0';
 const T4B = '0000:86:00.0';

@@ -30,6 +30,13 @@ export const INTENT = '/var/lib/vgpuctl/intent.json';
 export const P40 = '0000:82:00.0';
 
 // Fresh random v4 UUIDs (as uuidgen makes them) for the devices the tests ask for.
+/** The plan the fault and crash tests apply to p40-seed004: two P40-12C on its GPU. */
+export const P40_12C_PLAN_TEXT = `version: 1
+gpus:
+  - select: { address: "${P40}" }
+    profile: P40-12C
+    count: 2
+`;
 export const U = [
   '0b6f3c1e-5a2d-4e8f-9c71-3d5e7a9b1c20',
   '1c7a4d2f-6b3e-4f90-8d82-4e6f8b0c2d31',
