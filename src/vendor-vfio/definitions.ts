@@ -15,7 +15,7 @@ import { gpuOfVf, hasVendorVfio, profileOfId, readVendorState, vfHandle, vfOf, t
 import { resolveVendorId } from './lifecycle.js';
 import { stateBeforeLandedWrite, vendorKey, withoutLandedWrite } from './resume.js';
 import { sriovStatus } from './sriov.js';
-import { requireReadableDefinitions, VENDOR_STATE_PATH, writeDefinitionsAction, type VendorDefinition } from './state.js';
+import { readVendorDefinitions, requireReadableDefinitions, VENDOR_STATE_PATH, writeDefinitionsAction, type VendorDefinition } from './state.js';
 
 /** `-u` of define/undefine/modify: an mdev UUID, or the VF address of a vendor-VFIO vGPU (full or short). */
 export function normalizeDeviceRef(input: string): string {
@@ -47,8 +47,9 @@ function vfOfRef(vs: VendorState, ref: string, parent: string | undefined): stri
 export async function vendorRefRoute(lc: LifecycleContext, ref: string, parent: string | undefined): Promise<boolean> {
   if (isPciAddress(ref)) return true;
   if (!(await hasVendorVfio(lc.host))) {
-    const vs = await readVendorState(lc.host, lc.catalogue);
-    return vs.definitions.some((d) => vfHandle(d.vf) === ref);
+    // A host without the interface (an mdev host, or SR-IOV not enabled yet): only the handle of one of
+    // vgpuctl's vendor definitions routes here, and the definitions file alone tells (no vendor state read).
+    return (await readVendorDefinitions(lc.host)).definitions.some((d) => vfHandle(d.vf) === ref);
   }
   return vfOfRef(await readVendorState(lc.host, lc.catalogue), ref, parent) !== null;
 }

@@ -1,82 +1,25 @@
-/** vendor-VFIO VFs in the JSON contract of `types` and `list` (the same records as mdev hosts, plus `vf`). */
+/** vendor-VFIO VFs in `types`, `list` and `gpus`: empty answers on hosts without the interface, cheaply. */
 import type { Catalogue } from '../catalogue/catalogue.js';
-import type { DeviceRecord, TypeRecord } from '../host/inventory.js';
-import { numericTypeId, typeIdOf } from './creatable.js';
-import { profileOfId, vfHandle, type VendorState } from './discovery.js';
-
-function typeRecord(vs: VendorState, catalogue: Catalogue, vf: string, id: number, available: number): TypeRecord {
-  const profile = profileOfId(vs, catalogue, id);
-  const entry = profile ? catalogue.profile(profile.profile) : undefined;
-  return {
-    parent: vf,
-    type: typeIdOf(id),
-    name: vs.names.get(id) ?? (profile ? `NVIDIA ${profile.profile}` : null),
-    profile: profile?.profile ?? null,
-    series: profile?.series ?? null,
-    framebuffer_mib: entry?.profile.framebuffer_mib ?? (profile ? profile.framebufferGib * 1024 : null),
-    max_instances: entry?.profile.max_per_gpu ?? null,
-    available_instances: available,
-    device_api: 'vfio-pci',
-    description: null,
-    num_heads: null,
-    max_resolution: null,
-  };
-}
-
-/** Per VF: what it can create now (available 1) and the type it carries (available 0). */
-export function vendorTypeRecords(vs: VendorState, catalogue: Catalogue): TypeRecord[] {
-  const out: TypeRecord[] = [];
-  for (const vf of [...vs.vfs].sort((a, b) => (a.address < b.address ? -1 : 1))) {
-    const ids = new Map<number, number>();
-    if (vf.current !== 0) ids.set(vf.current, 0);
-    for (const t of vf.creatable) if (!ids.has(t.id)) ids.set(t.id, 1);
-    for (const [id, avail] of [...ids.entries()].sort((a, b) => a[0] - b[0])) out.push(typeRecord(vs, catalogue, vf.address, id, avail));
-  }
-  return out;
-}
-
-export type VendorDeviceRecord = DeviceRecord & { vf: string };
-
-export function vendorDeviceRecords(vs: VendorState, catalogue: Catalogue, which: 'active' | 'defined' | 'all'): VendorDeviceRecord[] {
-  const out = new Map<string, VendorDeviceRecord>();
-  const record = (vf: string, id: number, active: boolean): VendorDeviceRecord => {
-    const def = vs.definitions.find((d) => d.vf === vf) ?? null;
-    const u = vs.users.get(vf);
-    return {
-      uuid: vfHandle(vf),
-      parent: vf,
-      type: typeIdOf(id),
-      profile: profileOfId(vs, catalogue, id)?.profile ?? def?.profile ?? null,
-      active,
-      defined: def !== null,
-      autostart: def?.start === 'auto',
-      attrs: [],
-      vm: u?.vm ?? null,
-      vm_running: (u?.running.length ?? 0) > 0,
-      vf,
-    };
-  };
-  if (which !== 'defined') for (const v of vs.vfs) if (v.current !== 0) out.set(v.address, record(v.address, v.current, true));
-  if (which !== 'active') {
-    for (const d of vs.definitions) {
-      if (out.has(d.vf)) continue;
-      const v = vs.vfs.find((x) => x.address === d.vf);
-      const id = numericTypeId(d.type)!;
-      out.set(d.vf, record(d.vf, id, v !== undefined && v.current === id));
-    }
-  }
-  return [...out.values()].sort((a, b) => (a.parent < b.parent ? -1 : 1));
-}
-
+import type { TypeRecord } from '../host/inventory.js';
 import type { HostRoot } from '../host/host-root.js';
-import { hasVendorVfio, readVendorState } from './discovery.js';
+import { hasVendorVfio } from './presence.js';
+import type { VendorDeviceRecord } from './record-rows.js';
 import { readVendorDefinitions } from './state.js';
+
+export type { VendorDeviceRecord } from './record-rows.js';
+
+/*
+ * The vendor state readers and the row builders (with uuid, whose v5 handles need node:crypto: ~6 ms of
+ * every start) load only once a host turns out to have something vendor-VFIO to show.
+ */
+const stateReader = async () => (await import('./discovery.js')).readVendorState;
+const rowBuilders = () => import('./record-rows.js');
 
 /** `types` rows of the vendor VFs (all, or of one VF or PF); [] on hosts without the interface. */
 export async function vendorTypesFor(host: HostRoot, catalogue: Catalogue, parent?: string): Promise<TypeRecord[]> {
   if (!(await hasVendorVfio(host))) return [];
-  const vs = await readVendorState(host, catalogue);
-  const rows = vendorTypeRecords(vs, catalogue);
+  const vs = await (await stateReader())(host, catalogue);
+  const rows = (await rowBuilders()).vendorTypeRecords(vs, catalogue);
   if (parent === undefined) return rows;
   const pfVfs = new Set(vs.gpus.filter((g) => g.pf === parent).flatMap((g) => g.vfs.map((v) => v.address)));
   return rows.filter((r) => r.parent === parent || pfVfs.has(r.parent));
@@ -89,16 +32,16 @@ export async function vendorDevicesFor(host: HostRoot, catalogue: Catalogue, whi
   const defs = await readVendorDefinitions(host);
   if (defs.definitions.length === 0 && (which === 'defined' || !(await hasVendorVfio(host)))) return [];
   await host.armReadDeadline(); // the driver answers creatable_vgpu_types (list arms no earlier)
-  const vs = await readVendorState(host, catalogue);
+  const vs = await (await stateReader())(host, catalogue);
   if (vs.vfs.length === 0 && vs.definitions.length === 0) return [];
-  return vendorDeviceRecords(vs, catalogue, which);
+  return (await rowBuilders()).vendorDeviceRecords(vs, catalogue, which);
 }
 
 /** Active vendor vGPUs per PF address (for `gpus`). */
 export async function vendorActiveByPf(host: HostRoot, catalogue: Catalogue): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   if (!(await hasVendorVfio(host))) return out;
-  const vs = await readVendorState(host, catalogue);
+  const vs = await (await stateReader())(host, catalogue);
   for (const g of vs.gpus) out.set(g.pf, g.vfs.filter((v) => v.current !== 0).length);
   return out;
 }
