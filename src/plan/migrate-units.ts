@@ -45,7 +45,9 @@ export async function migrateUnits(host: HostRoot): Promise<Migration> {
     groups.set(key, g);
   }
   const addr = (g: { select: Plan['gpus'][number]['select'] }) => ('pf' in g.select ? g.select.pf : 'address' in g.select ? g.select.address : '');
-  const entries = [...groups.values()].sort((a, b) => addr(a).localeCompare(addr(b)) || a.type.localeCompare(b.type)).map((g) => ({ select: g.select, type: g.type, count: g.uuids.length, autostart: g.autostart, uuids: g.uuids }));
+  // PCI addresses and type ids are ASCII: code-unit order, without building an ICU collator (~6 ms).
+  const byCodeUnits = (x: string, y: string): number => (x === y ? 0 : x < y ? -1 : 1);
+  const entries = [...groups.values()].sort((a, b) => byCodeUnits(addr(a), addr(b)) || byCodeUnits(a.type, b.type)).map((g) => ({ select: g.select, type: g.type, count: g.uuids.length, autostart: g.autostart, uuids: g.uuids }));
   return { plan: { version: 1, defaults: { autostart: true }, gpus: entries }, left_out: leftOut, units: units.map((u) => u.path) };
 }
 
