@@ -149,28 +149,22 @@ async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Defin
   const problems: DefinitionProblem[] = [];
   const baseProblem = linkedBaseProblem(host);
   if (baseProblem) return { definitions, problems: [baseProblem] };
-  const parents = (await host.list(base)).filter((p) => p !== 'scripts.d');
+  const parents = host.listEntries(base).filter((e) => e.name !== 'scripts.d');
   await Promise.all(
-    parents.map(async (parent) => {
+    parents.map(async (entry) => {
+      const parent = entry.name;
       const dir = path.join(base, parent);
-      const linked = linkedParentProblem(host, parent);
-      if (linked) {
-        problems.push(linked);
+      if (entry.isSymbolicLink()) {
+        problems.push(linkedParentProblem(host, parent) ?? { file: host.hostPathOf(dir), problem: 'is a symbolic link' });
         return;
       }
-      let stat;
-      try {
-        stat = statSync(dir);
-      } catch (e) {
-        throw hostReadError(host, dir, e);
-      }
-      if (!stat.isDirectory()) return;
-      for (const name of await host.list(dir)) {
+      if (!entry.isDirectory()) return;
+      for (const child of host.listEntries(dir)) {
+        const name = child.name;
         const file = path.join(dir, name);
         const hostFile = host.hostPathOf(file);
-        const fstat = lstatSync(file);
-        if (!fstat.isFile()) {
-          if (fstat.isSymbolicLink()) problems.push({ file: hostFile, problem: 'is a symbolic link; definitions must be plain files' });
+        if (!child.isFile()) {
+          if (child.isSymbolicLink()) problems.push({ file: hostFile, problem: 'is a symbolic link; definitions must be plain files' });
           continue;
         }
         if (!isUuid(name)) {

@@ -2,7 +2,7 @@
  * Every path vgpuctl touches is built here, under one root directory (`/` on a real host, a temporary
  * tree in tests and in the simulator). Nothing else in the code base joins a sysfs or /etc path by hand.
  */
-import { promises as fs, accessSync, closeSync, constants as fsc, openSync, readSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { promises as fs, type Dirent, accessSync, closeSync, constants as fsc, openSync, readSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { VgpuctlError, errnoOf } from '../errors/vgpuctl-error.js';
 import { armReadDeadline } from './read-watchdog.js';
@@ -212,6 +212,20 @@ export class HostRoot {
   async list(realPath: string): Promise<string[]> {
     try {
       return readdirSync(realPath).sort();
+    } catch (e) {
+      const code = errnoOf(e);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+      throw hostReadError(this, realPath, e);
+    }
+  }
+
+  /**
+   * `list` with each entry's type as the directory itself tells it (d_type; node asks lstat only where a
+   * file system leaves it unknown): no lstat per entry, a system call each on /etc/mdevctl.d's hundreds.
+   */
+  listEntries(realPath: string): Dirent[] {
+    try {
+      return readdirSync(realPath, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     } catch (e) {
       const code = errnoOf(e);
       if (code === 'ENOENT' || code === 'ENOTDIR') return [];
