@@ -2,9 +2,8 @@
  * Processes from /proc: the qemu processes that hold devices (their command line names
  * /sys/bus/mdev/devices/<uuid> or a PCI host address) and NVIDIA's per-GPU service processes.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { HOST_PATHS, type HostRoot } from './host-root.js';
+import { HOST_PATHS, readFileText, type HostRoot } from './host-root.js';
 
 export interface ProcessInfo {
   pid: number;
@@ -19,22 +18,27 @@ export async function listProcesses(host: HostRoot): Promise<ProcessInfo[]> {
 async function readProcesses(host: HostRoot): Promise<ProcessInfo[]> {
   const dir = host.path(HOST_PATHS.proc);
   const pids = (await host.list(dir)).filter((e) => /^\d+$/.test(e));
-  const procs = await Promise.all(
-    pids.map(async (pid): Promise<ProcessInfo | null> => {
-      try {
-        const [cmdline, comm] = await Promise.all([
-          fs.readFile(path.join(dir, pid, 'cmdline'), 'utf8'),
-          fs.readFile(path.join(dir, pid, 'comm'), 'utf8').catch(() => ''),
-        ]);
-        const argv = cmdline.split('\0');
-        if (argv[argv.length - 1] === '') argv.pop();
-        return { pid: Number(pid), comm: comm.trim(), argv };
-      } catch {
-        return null; // the process exited while we looked
-      }
-    }),
-  );
-  return procs.filter((p): p is ProcessInfo => p !== null).sort((a, b) => a.pid - b.pid);
+  // Plain system calls, as for sysfs (host-root.ts): a hypervisor runs hundreds of processes, and two
+  // fs.promises reads each were eight thread-pool round trips per process.
+  const procs: ProcessInfo[] = [];
+  for (const pid of pids) {
+    let cmdline: string;
+    try {
+      cmdline = readFileText(path.join(dir, pid, 'cmdline'));
+    } catch {
+      continue; // the process exited while we looked
+    }
+    let comm = '';
+    try {
+      comm = readFileText(path.join(dir, pid, 'comm'));
+    } catch {
+      /* exited between the two reads: its command line still tells what it was */
+    }
+    const argv = cmdline.split('\0');
+    if (argv[argv.length - 1] === '') argv.pop();
+    procs.push({ pid: Number(pid), comm: comm.trim(), argv });
+  }
+  return procs.sort((a, b) => a.pid - b.pid);
 }
 
 /**
