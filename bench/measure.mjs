@@ -70,9 +70,9 @@ export function summarize(samples) {
  * Files a command opens, from strace: `host` are files of the host tree (under `tree` for vgpuctl; /sys,
  * /etc/mdevctl.d, /proc, /run, /dev inside the chroot for mdevctl), `program` everything else (the node
  * binary's libraries, the bundle; mdevctl's libraries and locale). Directories opened for listing and
- * files opened for writing are counted on their own.
+ * files opened for writing are counted on their own. `keepPaths`: also the host paths read (host_paths).
  */
-export function countFiles(argv, { tree, chrooted = false, env } = {}) {
+export function countFiles(argv, { tree, chrooted = false, env, keepPaths = false } = {}) {
   if (!haveStrace) return null;
   const dir = mkdtempSync(path.join(scratch, 'strace-'));
   const r = spawnSync('strace', ['-f', '-ff', '-qq', '-e', 'trace=open,openat,openat2', '-e', 'status=successful', '-o', path.join(dir, 'trace'), ...argv], {
@@ -108,6 +108,7 @@ export function countFiles(argv, { tree, chrooted = false, env } = {}) {
     }
   }
   counts.host_distinct = distinct.size;
+  if (keepPaths) counts.host_paths = [...distinct].sort();
   rmSync(dir, { recursive: true, force: true });
   return counts;
 }

@@ -37,6 +37,13 @@ export function renderReport(res) {
   ]);
   lines.push(table(['command, host', 'wall vgpuctl', 'wall mdevctl', 'ratio', 'RSS vgpuctl', 'RSS mdevctl', 'ratio', 'files read vgpuctl', 'files read mdevctl', 'ratio'], rows));
   lines.push('');
+  for (const [id, f] of Object.entries(res.floors ?? {})) {
+    lines.push(
+      `Floor of \`types\` (${id}): a bare node script that only opens, reads and closes the ${f.files} files mdevctl's \`types --dumpjson\` reads ` +
+        `takes ${ms(f.node_read_ms)} (node's start-up, ${ms(f.node_e0_ms)}, included): ${r(f.node_read_ratio)}x mdevctl.`,
+    );
+    lines.push('');
+  }
   lines.push(table(['target', 'measured', 'met'], res.targets.map((t) => [t.text, t.value === null ? '–' : `${t.value} ${t.unit}`, t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'])));
   if (res.curve) {
     lines.push('');

@@ -197,6 +197,7 @@ const results = {
   },
   settings: { runs: RUNS, loop_runs: LOOP_RUNS, quick, overhead, layout_ms: layoutMs },
   startup: {},
+  floors: {},
   comparisons: [],
   curve: null,
   targets: [],
@@ -239,6 +240,24 @@ function record(id, label, host, pair, files) {
   return row;
 }
 
+/**
+ * What reading the files mdevctl's `types` read costs before any other work: a bare node script that only
+ * opens, reads and closes them (bench/floor-read.mjs), node's start-up included. Where that figure alone
+ * is above a target's ratio, no Node.js program reading those files meets it.
+ */
+function readFloor(tree, hostPaths, mdevctlMs) {
+  const listFile = path.join(WORK, 'floor-files.txt');
+  const paths = hostPaths.map((p) => path.join(tree, p));
+  writeFileSync(listFile, `${paths.join('\n')}\n`);
+  const nodeRead = net(repeat([process.execPath, path.join(REPO, 'bench/floor-read.mjs'), listFile], { runs: RUNS, env: toolEnv }), 'vgpuctl');
+  return {
+    files: hostPaths.length,
+    node_read_ms: nodeRead.wall_ms,
+    node_read_ratio: mdevctlMs ? nodeRead.wall_ms / mdevctlMs : null,
+    node_e0_ms: results.startup.node_e0.wall_ms,
+  };
+}
+
 // --- read-only commands ----------------------------------------------------------------------------
 const A160 = '8x A100D, 160 parents x 13 types, 160 definitions';
 const T16 = '16x T4, 16 parents x 17 types, 64 definitions';
@@ -250,9 +269,14 @@ for (const [tree, host, suffix] of [
 ]) {
   log(`types, list --defined, health on ${host}`);
   const types = compare(vg(tree, 'types', '-o', 'json'), withMdevctl ? md(tree, 'types', '--dumpjson') : null);
+  const mdevctlTypesFiles = withMdevctl ? countFiles(md(tree, 'types', '--dumpjson'), { chrooted: true, env: toolEnv, keepPaths: true }) : null;
+  if (mdevctlTypesFiles?.host_paths) {
+    results.floors[`types-${suffix}`] = readFloor(tree, mdevctlTypesFiles.host_paths, types.mdevctl.wall_ms);
+    delete mdevctlTypesFiles.host_paths;
+  }
   record(`types-${suffix}`, '`types` (`mdevctl types --dumpjson`)', host, types, {
     vgpuctl: countFiles(vg(tree, 'types', '-o', 'json'), { tree, env: toolEnv }),
-    mdevctl: withMdevctl ? countFiles(md(tree, 'types', '--dumpjson'), { chrooted: true, env: toolEnv }) : null,
+    mdevctl: mdevctlTypesFiles,
   });
   const list = compare(vg(tree, 'list', '--defined', '-o', 'json'), withMdevctl ? md(tree, 'list', '--defined', '--dumpjson') : null);
   record(`list-defined-${suffix}`, '`list --defined` (`mdevctl list --defined --dumpjson`)', host, list, {
