@@ -137,9 +137,12 @@ function failedRun(argv: string[], io: Io, code: number, message: string): numbe
   return HEALTH_UNKNOWN;
 }
 
+/** A bare `vgpuctl --version` (or -V): answered without loading anything. */
+export const isPlainVersion = (argv: string[]): boolean => argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
+
 export async function run(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   // What commander would print for these, without loading it.
-  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  if (isPlainVersion(argv)) {
     io.out(VERSION);
     return 0;
   }
