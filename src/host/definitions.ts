@@ -153,7 +153,8 @@ async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Defin
   await Promise.all(
     parents.map(async (entry) => {
       const parent = entry.name;
-      const dir = path.join(base, parent);
+      // Names from readdir are single path components: plain joins (path.join is a tenth of this loop).
+      const dir = `${base}/${parent}`;
       if (entry.isSymbolicLink()) {
         problems.push(linkedParentProblem(host, parent) ?? { file: host.hostPathOf(dir), problem: 'is a symbolic link' });
         return;
@@ -161,8 +162,8 @@ async function readDefinitionFiles(host: HostRoot): Promise<{ definitions: Defin
       if (!entry.isDirectory()) return;
       for (const child of host.listEntries(dir)) {
         const name = child.name;
-        const file = path.join(dir, name);
-        const hostFile = host.hostPathOf(file);
+        const file = `${dir}/${name}`;
+        const hostFile = `${HOST_PATHS.mdevctlConfig}/${parent}/${name}`;
         if (!child.isFile()) {
           if (child.isSymbolicLink()) problems.push({ file: hostFile, problem: 'is a symbolic link; definitions must be plain files' });
           continue;
