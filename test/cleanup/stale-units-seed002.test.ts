@@ -8,19 +8,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
 import { snapshotTree } from '../helpers/hosts.js';
+import { SEED002_UUIDS } from '../helpers/seed002.js';
 import { freshCopyOf } from './host-copies.js';
 import { fakeNvidiaSmi, vgpuQuery } from './fake-tools.js';
 
-const UUIDS = [
-  '5c630867-a673-5d75-aa31-a499e6c7cb19',
-  'eaa6e018-308e-58e2-b351-aadbcf01f5a8',
-  'da3566e4-df16-5aee-962c-bf1d02ac624b',
-  'e14355f9-33b9-590e-b65a-876490a15407',
-  '72291b01-689b-5b7a-9171-6b3480deabf4',
-  '0a47ffd1-392e-5373-8428-707a4e0ce31a',
-  'f83310eb-80bc-5062-8edc-79d86a9203ba',
-  'ef50aadb-13bc-5a2a-af66-bc6a7080d1d2',
-];
+const UUIDS = SEED002_UUIDS;
 const GONE = 'e14355f9-33b9-590e-b65a-876490a15407'; // A100D-1-10C on VF 0000:21:00.7
 const SYSTEMD = 'etc/systemd/system';
 const unitFile = (u: string) => `${SYSTEMD}/nvidia-mdev@${u}.service`;

@@ -10,18 +10,10 @@ import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HostRoot } from '../../src/host/host-root.js';
 import { hostFrom, snapshotTree, tempDir } from '../helpers/hosts.js';
+import { SEED002_UUIDS } from '../helpers/seed002.js';
 import { activeUuids, cloneHost, devices, sim, treeDiff } from './plan-helpers.js';
 
-const SEED002_UUIDS = [
-  '5c630867-a673-5d75-aa31-a499e6c7cb19',
-  'eaa6e018-308e-58e2-b351-aadbcf01f5a8',
-  'da3566e4-df16-5aee-962c-bf1d02ac624b',
-  'e14355f9-33b9-590e-b65a-876490a15407',
-  '72291b01-689b-5b7a-9171-6b3480deabf4',
-  '0a47ffd1-392e-5373-8428-707a4e0ce31a',
-  'f83310eb-80bc-5062-8edc-79d86a9203ba',
-  'ef50aadb-13bc-5a2a-af66-bc6a7080d1d2',
-].sort();
+const SEED002_SORTED = [...SEED002_UUIDS].sort();
 
 /** Laying out and scanning the SR-IOV host (40 VFs) is slow on a busy machine. */
 const SLOW = 180_000;
@@ -37,7 +29,7 @@ describe('migrate-units', () => {
   it('on seed 002: a plan that keeps all eight UUIDs, applies, and then asserts', async () => {
     const host = cloneHost(a100);
     const before = await devices(host);
-    expect(before.map((d) => d.uuid).sort()).toEqual(SEED002_UUIDS);
+    expect(before.map((d) => d.uuid).sort()).toEqual(SEED002_SORTED);
     expect(before.every((d) => d.active && d.defined && !d.autostart)).toBe(true); // StackHPC's `start: manual`
 
     const file = path.join(tempDir(), 'plan.yaml');
@@ -57,7 +49,7 @@ describe('migrate-units', () => {
       ['0000:81:00.0', 'nvidia-699', 1, true],
       ['0000:81:00.0', 'nvidia-700', 3, true],
     ]);
-    expect(plan.gpus.flatMap((g: any) => g.uuids).sort()).toEqual(SEED002_UUIDS);
+    expect(plan.gpus.flatMap((g: any) => g.uuids).sort()).toEqual(SEED002_SORTED);
     const units = (await sim(host, 'migrate-units', '-o', 'json')).json().units;
     expect(units).toHaveLength(16); // 8 unit files + 8 multi-user.target.wants links
 
@@ -71,7 +63,7 @@ describe('migrate-units', () => {
     expect(r.json().unplanned).toEqual([]);
 
     expect((await sim(host, 'assert', '-f', file)).code).toBe(0);
-    expect(await activeUuids(host)).toEqual(SEED002_UUIDS);
+    expect(await activeUuids(host)).toEqual(SEED002_SORTED);
     const after = await devices(host);
     expect(after.map(({ uuid, parent, type }) => ({ uuid, parent, type }))).toEqual(before.map(({ uuid, parent, type }) => ({ uuid, parent, type })));
     expect(after.every((d) => d.active && d.defined && d.autostart)).toBe(true);
