@@ -123,6 +123,11 @@ export function armReadDeadline(root: string, env: NodeJS.ProcessEnv = process.e
       buffer: false,
     });
     sub.catch(() => undefined);
+    // It ends on its own when its stdin does, but only once it runs its loop: a bash still starting when
+    // vgpuctl is done would hold vgpuctl's stderr (a caller waiting for that pipe waits for it too).
+    process.once('exit', () => {
+      if (sub.exitCode === null && sub.signalCode === null) sub.kill('SIGKILL');
+    });
     sub.unref();
     (sub.stdin as { unref?: () => void } | null)?.unref?.();
   })();
