@@ -8,7 +8,7 @@ import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as z from 'zod/mini';
 import { isZodError } from '../validation/mini.js';
-import { HOST_PATHS, type HostRoot, hostReadError, readFileText } from './host-root.js';
+import { HOST_PATHS, type HostRoot, readFileText } from './host-root.js';
 import { isUuid } from './identifiers.js';
 
 // The type becomes a sysfs path component (mdev_supported_types/<type>/create) and an attribute name a path

@@ -23,12 +23,15 @@ export function mdevHostdevXml(uuid: string, display: Display = 'off', indent = 
   ].join('\n');
 }
 
-/** `<hostdev mode='subsystem' type='pci' managed='yes'>` for one PCI function (0000:18:00.1). */
-export function pciHostdevXml(address: string, indent = ''): string {
+/**
+ * `<hostdev mode='subsystem' type='pci' managed='yes'>` for one PCI function (0000:18:00.1); `managed: false`
+ * for a function libvirt must leave on its driver (a vendor-VFIO VF stays on nvidia).
+ */
+export function pciHostdevXml(address: string, indent = '', { managed = true }: { managed?: boolean } = {}): string {
   const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(address);
   if (!m) throw new Error(`internal: not a PCI address: ${address}`);
   return [
-    `${indent}<hostdev mode='subsystem' type='pci' managed='yes'>`,
+    `${indent}<hostdev mode='subsystem' type='pci' managed='${managed ? 'yes' : 'no'}'>`,
     `${indent}  <source>`,
     `${indent}    <address domain='0x${m[1]}' bus='0x${m[2]}' slot='0x${m[3]}' function='0x${m[4]}'/>`,
     `${indent}  </source>`,

@@ -8,12 +8,12 @@
 import type { Catalogue } from '../catalogue/catalogue.js';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { isPciAddress, normalizeParent, normalizeUuid } from '../host/identifiers.js';
-import { runOperation, type LifecycleContext, type OperationOutcome } from '../lifecycle/operation.js';
+import type { LifecycleContext, OperationOutcome } from '../lifecycle/operation.js';
 import type { TypeSelector } from '../rules/type-resolution.js';
 import { typeIdOf } from './creatable.js';
 import { gpuOfVf, hasVendorVfio, profileOfId, readVendorState, vfHandle, vfOf, type VendorState } from './discovery.js';
 import { resolveVendorId } from './lifecycle.js';
-import { stateBeforeLandedWrite, vendorKey, withoutLandedWrite } from './resume.js';
+import { runVendorOperation } from './resume.js';
 import { sriovStatus } from './sriov.js';
 import { readVendorDefinitions, requireReadableDefinitions, VENDOR_STATE_PATH, writeDefinitionsAction, type VendorDefinition } from './state.js';
 
@@ -141,20 +141,11 @@ export function planVendorDefine(vs: VendorState, catalogue: Catalogue, req: Ven
 export async function vendorDefine(lc: LifecycleContext, req: VendorDefineRequest): Promise<OperationOutcome<{ defined: VendorDefined }>> {
   refuseMdevctlBackend(lc, 'define');
   const sriovGpus = (await sriovStatus(lc.host)).length;
-  const key = vendorKey('define', { ref: req.ref, parent: req.parent ?? null, selector: req.selector ?? null, start: req.start, force: req.force ?? false });
-  return runOperation(
-    lc,
-    'define',
-    async (_state, _backend, resume) => {
-      const now = await readVendorState(lc.host, lc.catalogue);
-      const vs = stateBeforeLandedWrite(now, resume);
-      const p = planVendorDefine(vs, lc.catalogue, req, lc.warn, sriovGpus);
-      const d = p.defined;
-      const actions = [writeDefinitionsAction(vs.stateContent, p.definitions, `define ${d.profile ?? d.type} on ${d.vf}, start ${d.start}`)];
-      return { actions: resume ? withoutLandedWrite(actions, now.stateContent) : actions, result: { defined: d } };
-    },
-    key,
-  );
+  return runVendorOperation(lc, 'define', { ref: req.ref, parent: req.parent ?? null, selector: req.selector ?? null, start: req.start, force: req.force ?? false }, (vs) => {
+    const p = planVendorDefine(vs, lc.catalogue, req, lc.warn, sriovGpus);
+    const d = p.defined;
+    return { actions: [writeDefinitionsAction(vs.stateContent, p.definitions, `define ${d.profile ?? d.type} on ${d.vf}, start ${d.start}`)], result: { defined: d } };
+  });
 }
 
 function definitionOf(vs: VendorState, ref: string, parent: string | undefined): VendorDefinition {
@@ -173,43 +164,26 @@ function definitionOf(vs: VendorState, ref: string, parent: string | undefined):
 
 export async function vendorModify(lc: LifecycleContext, ref: string, start: 'auto' | 'manual', parent?: string): Promise<OperationOutcome<{ modified: Array<{ uuid: string; parent: string; vf: string; start: string }> }>> {
   refuseMdevctlBackend(lc, 'modify');
-  const key = vendorKey('modify', { ref, parent: parent ?? null, start });
-  return runOperation(
-    lc,
-    'modify',
-    async (_state, _backend, resume) => {
-      const now = await readVendorState(lc.host, lc.catalogue);
-      const vs = stateBeforeLandedWrite(now, resume);
-      const def = definitionOf(vs, ref, parent);
-      if (def.start === start) return { actions: [], result: { modified: [] }, notes: [`${def.vf} already starts ${start}`] };
-      const next = vs.definitions.map((d) => (d.vf === def.vf ? { ...d, start } : d));
-      const actions = [writeDefinitionsAction(vs.stateContent, next, `${def.vf} starts ${start}`)];
-      return {
-        actions: resume ? withoutLandedWrite(actions, now.stateContent) : actions,
-        result: { modified: [{ uuid: vfHandle(def.vf), parent: def.vf, vf: def.vf, start }] },
-      };
-    },
-    key,
-  );
+  return runVendorOperation(lc, 'modify', { ref, parent: parent ?? null, start }, (vs) => {
+    const def = definitionOf(vs, ref, parent);
+    if (def.start === start) return { actions: [], result: { modified: [] }, notes: [`${def.vf} already starts ${start}`] };
+    const next = vs.definitions.map((d) => (d.vf === def.vf ? { ...d, start } : d));
+    return {
+      actions: [writeDefinitionsAction(vs.stateContent, next, `${def.vf} starts ${start}`)],
+      result: { modified: [{ uuid: vfHandle(def.vf), parent: def.vf, vf: def.vf, start }] },
+    };
+  });
 }
 
 export async function vendorUndefine(lc: LifecycleContext, ref: string, parent?: string): Promise<OperationOutcome<{ undefined: Array<{ uuid: string; parent: string; vf: string; type: string }> }>> {
   refuseMdevctlBackend(lc, 'undefine');
-  return runOperation(
-    lc,
-    'undefine',
-    async (_state, _backend, resume) => {
-      const now = await readVendorState(lc.host, lc.catalogue);
-      const vs = stateBeforeLandedWrite(now, resume);
-      const def = definitionOf(vs, ref, parent);
-      const notes = (vfOf(vs, def.vf)?.current ?? 0) !== 0 ? [`the vGPU on ${def.vf} stays active until destroyed (vgpuctl destroy -u ${def.vf})`] : [];
-      const actions = [writeDefinitionsAction(vs.stateContent, vs.definitions.filter((d) => d.vf !== def.vf), `undefine the vGPU on ${def.vf}`)];
-      return {
-        actions: resume ? withoutLandedWrite(actions, now.stateContent) : actions,
-        notes,
-        result: { undefined: [{ uuid: vfHandle(def.vf), parent: def.vf, vf: def.vf, type: def.type }] },
-      };
-    },
-    vendorKey('undefine', { ref, parent: parent ?? null }),
-  );
+  return runVendorOperation(lc, 'undefine', { ref, parent: parent ?? null }, (vs) => {
+    const def = definitionOf(vs, ref, parent);
+    const notes = (vfOf(vs, def.vf)?.current ?? 0) !== 0 ? [`the vGPU on ${def.vf} stays active until destroyed (vgpuctl destroy -u ${def.vf})`] : [];
+    return {
+      actions: [writeDefinitionsAction(vs.stateContent, vs.definitions.filter((d) => d.vf !== def.vf), `undefine the vGPU on ${def.vf}`)],
+      notes,
+      result: { undefined: [{ uuid: vfHandle(def.vf), parent: def.vf, vf: def.vf, type: def.type }] },
+    };
+  });
 }

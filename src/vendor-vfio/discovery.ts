@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { v5 as uuidv5 } from 'uuid';
 import type { Catalogue } from '../catalogue/catalogue.js';
-import { HOST_PATHS, type HostRoot } from '../host/host-root.js';
+import type { HostRoot } from '../host/host-root.js';
 import { discoverPci, type PciFunction } from '../host/pci.js';
 import { isQemu, listProcesses } from '../host/processes.js';
 import { parseTypeName, type ParsedProfile } from '../host/type-name.js';

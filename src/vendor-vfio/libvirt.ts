@@ -8,19 +8,12 @@ import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import type { HostRoot } from '../host/host-root.js';
 import { isPciAddress } from '../host/identifiers.js';
 import type { Warning } from '../host/inventory.js';
+import { pciHostdevXml } from '../libvirt/hostdev-xml.js';
 import type { HostdevEntry } from '../libvirt/hostdevs.js';
 import { profileOfId, readVendorState, vfHandle } from './discovery.js';
 
 export function vfHostdevXml(vf: string, indent = ''): string {
-  const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(vf);
-  if (!m) throw new VgpuctlError('internal', `not a PCI address: ${vf}`);
-  return [
-    `${indent}<hostdev mode='subsystem' type='pci' managed='no'>`,
-    `${indent}  <source>`,
-    `${indent}    <address domain='0x${m[1]}' bus='0x${m[2]}' slot='0x${m[3]}' function='0x${m[4]}'/>`,
-    `${indent}  </source>`,
-    `${indent}</hostdev>`,
-  ].join('\n');
+  return pciHostdevXml(vf, indent, { managed: false });
 }
 
 /** The hostdevs of the references that name vendor vGPUs; `rest` are the others (mdev UUIDs). */

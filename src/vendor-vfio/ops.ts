@@ -7,7 +7,7 @@ import { runOperation, type LifecycleContext, type OperationOutcome } from '../l
 import { parentsOffering, type TypeSelector } from '../rules/type-resolution.js';
 import { VgpuctlError } from '../errors/vgpuctl-error.js';
 import { hasVendorVfio, readVendorState, vfHandle } from './discovery.js';
-import { recordedVfs, stateBeforeLandedWrite, vendorKey, withoutLandedWrite } from './resume.js';
+import { recordedVfs, runVendorOperation, vendorKey } from './resume.js';
 import { findVendorDevice, isVendorTarget, planVendorCreate, planVendorDestroy, planVendorStart, resolveVendorId, vendorBoardKnows, type VendorDevice } from './lifecycle.js';
 
 /** Does a create request go to the vendor interface? Its parent is a vendor VF/PF, or no mdev parent offers the type but a VF knows it. */
@@ -28,18 +28,10 @@ export async function vendorCreate(
     throw new VgpuctlError('usage', 'vGPUs on vendor-VFIO virtual functions are named by their VF (their handle is derived from its address); leave out -u');
   }
   const request = { selector: req.selector, parent: req.parent, count: req.count ?? 1, spread: req.spread, define: req.define };
-  const key = vendorKey('create', { ...request, parent: req.parent ?? null, spread: req.spread ?? false, define: req.define ?? null });
-  return runOperation(
-    lc,
-    'create',
-    async (_state, _backend, resume) => {
-      const now = await readVendorState(lc.host, lc.catalogue);
-      const vs = stateBeforeLandedWrite(now, resume);
-      const p = planVendorCreate(vs, lc.catalogue, request, recordedVfs(vs, resume));
-      return { actions: resume ? withoutLandedWrite(p.actions, now.stateContent) : p.actions, result: { created: p.created, defined: p.defined } };
-    },
-    key,
-  );
+  return runVendorOperation(lc, 'create', { ...request, parent: req.parent ?? null, spread: req.spread ?? false, define: req.define ?? null }, (vs, resume) => {
+    const p = planVendorCreate(vs, lc.catalogue, request, recordedVfs(vs, resume));
+    return { actions: p.actions, result: { created: p.created, defined: p.defined } };
+  });
 }
 
 /** Is this UUID the handle of a vendor vGPU (active or defined)? */

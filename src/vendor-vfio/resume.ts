@@ -6,8 +6,9 @@
  */
 import type { Action } from '../lifecycle/actions.js';
 import type { Intent } from '../lifecycle/intent.js';
+import { runOperation, type LifecycleContext, type OperationOutcome, type Planned } from '../lifecycle/operation.js';
 import { numericTypeId } from './creatable.js';
-import type { VendorState } from './discovery.js';
+import { readVendorState, type VendorState } from './discovery.js';
 import { parseVendorDefinitions, VENDOR_STATE_PATH } from './state.js';
 
 /** The state to plan a re-run on: the definitions as they were before the dead run's write, when it landed. */
@@ -35,6 +36,29 @@ export function recordedVfs(vs: VendorState, resume: Intent | null): { taken: Ar
     else if (vf.current === 0 && vf.creatable.some((t) => t.id === id)) free.push({ vf: c.vf, id });
   }
   return { taken, free };
+}
+
+/**
+ * A changing vendor-VFIO command under runOperation: `plan` gets the vendor state (as it was before a dead
+ * run's landed write, when this run finishes one) and the intent it resumes; a write that would change
+ * nothing is left out. `request` keys the intent record (vendorKey).
+ */
+export function runVendorOperation<R>(
+  lc: LifecycleContext,
+  verb: string,
+  request: Record<string, unknown>,
+  plan: (vs: VendorState, resume: Intent | null) => Planned<R>,
+): Promise<OperationOutcome<R>> {
+  return runOperation(
+    lc,
+    verb,
+    async (_state, _backend, resume) => {
+      const now = await readVendorState(lc.host, lc.catalogue);
+      const p = plan(stateBeforeLandedWrite(now, resume), resume);
+      return resume ? { ...p, actions: withoutLandedWrite(p.actions, now.stateContent) } : p;
+    },
+    vendorKey(verb, request),
+  );
 }
 
 /** The key of a vendor request: a re-run of the same command line has the same one, an mdev request never. */

@@ -1,5 +1,6 @@
 /** Runs the CLI in-process (no spawn) and captures what it prints. */
 import { run } from '../../src/cli/main.js';
+import type { HostRoot } from '../../src/host/host-root.js';
 
 export interface CliResult {
   code: number;
@@ -14,3 +15,6 @@ export async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   const code = await run(args, { out: (t) => (stdout += t.endsWith('\n') ? t : `${t}\n`), err: (t) => (stderr += t.endsWith('\n') ? t : `${t}\n`) }, env);
   return { code, stdout, stderr, json: () => JSON.parse(stdout) };
 }
+
+/** `vgpuctl --root R --simulate ARGS` in-process. */
+export const sim = (host: HostRoot, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> => cli(['--root', host.root, '--simulate', ...args], env);

@@ -9,7 +9,7 @@
  * back in a state a real one could be in after a random kill, temporary-file litter, and fake external
  * tools (small shell scripts) for PATH or --nvidia-smi.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, promises as fs, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,8 +20,8 @@ import { recomputeAllCapacity } from '../../src/simulator/kernel.js';
 import { recomputeAllVendor } from '../../src/simulator/vendor-vfio.js';
 import { vfHandle } from '../../src/vendor-vfio/discovery.js';
 import { VENDOR_STATE_PATH } from '../../src/vendor-vfio/state.js';
-import { cli, type CliResult } from './cli.js';
-import { hostFrom, tempDir } from './hosts.js';
+import type { CliResult } from './cli.js';
+import { tempDir } from './hosts.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const LOCK = '/run/vgpuctl/lock';
@@ -45,27 +45,8 @@ export const U = [
   '4fad7052-9e61-4c23-b015-7192ae3f5064',
 ] as const;
 
-const templates = new Map<string, Promise<string>>();
-
-/** A fresh copy of a bundled fixture (laid out once per test file, then copied with cp -a). */
-export async function fixtureHost(fixture: string): Promise<HostRoot> {
-  let t = templates.get(fixture);
-  if (!t) {
-    t = hostFrom(fixture).then((h) => h.root);
-    templates.set(fixture, t);
-  }
-  return copyHost(new HostRoot(await t));
-}
-
-/** A byte-for-byte copy of a host tree (links, modes) in a new temporary directory. */
-export function copyHost(host: HostRoot): HostRoot {
-  const dest = path.join(tempDir('vgpuctl-hard-'), 'root');
-  execFileSync('cp', ['-a', '--', host.root, dest]);
-  return new HostRoot(dest);
-}
-
-/** `vgpuctl --root R --simulate ARGS` in-process. */
-export const sim = (host: HostRoot, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> => cli(['--root', host.root, '--simulate', ...args], env);
+export { copyHost, fixtureCopy as fixtureHost } from './hosts.js';
+export { sim } from './cli.js';
 
 export const lexists = (p: string): Promise<boolean> =>
   fs.lstat(p).then(

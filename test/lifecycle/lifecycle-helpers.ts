@@ -2,34 +2,15 @@
  * Helpers shared by the lifecycle tests: run a changing command on the simulator, read what the simulated
  * kernel and /etc hold afterwards, and compare whole trees.
  */
-import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { HostRoot } from '../../src/host/host-root.js';
-import { cli, type CliResult } from '../helpers/cli.js';
-import { hostFrom, snapshotTree, tempDir } from '../helpers/hosts.js';
+import type { HostRoot } from '../../src/host/host-root.js';
+import { sim, type CliResult } from '../helpers/cli.js';
+import { snapshotTree } from '../helpers/hosts.js';
 
-const templates = new Map<string, Promise<string>>();
-
-/**
- * A fresh host tree of a bundled fixture: laid out once per test file, then copied with `cp -a` for each
- * test (laying out the SR-IOV fixture takes seconds; a copy is exact, links and modes included).
- */
-export async function fixtureHost(fixture: string): Promise<HostRoot> {
-  let template = templates.get(fixture);
-  if (!template) {
-    template = hostFrom(fixture).then((h) => h.root);
-    templates.set(fixture, template);
-  }
-  const copy = path.join(tempDir(), 'root');
-  await execa('cp', ['-a', '--', await template, copy]);
-  return new HostRoot(copy);
-}
-
-/** `vgpuctl --root ROOT --simulate ARGS...` in-process. */
-export const sim = (host: HostRoot, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
-  cli(['--root', host.root, '--simulate', ...args], env);
+export { fixtureCopy as fixtureHost } from '../helpers/hosts.js';
+export { sim } from '../helpers/cli.js';
 
 /** Runs a command that must succeed and returns its JSON output (fails the test with stderr otherwise). */
 export async function simJson(host: HostRoot, args: string[], env: NodeJS.ProcessEnv = {}): Promise<any> {

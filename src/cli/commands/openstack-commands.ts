@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { VgpuctlError, errnoOf } from '../../errors/vgpuctl-error.js';
 import type { HostRoot } from '../../host/host-root.js';
-import { isPciAddress, normalizeParent, normalizeUuid } from '../../host/identifiers.js';
+import { isPciAddress, normalizeParent } from '../../host/identifiers.js';
 import type { Warning } from '../../host/inventory.js';
 import { discoverPci } from '../../host/pci.js';
 import { readHostState, type HostState } from '../../lifecycle/host-state.js';
@@ -20,7 +20,6 @@ import { DEFAULT_RELEASE, label, parseRelease, releaseNames, type NovaRelease } 
 import { unifiedDiff } from '../../nova/unified-diff.js';
 import { errorsOf, validateNovaConf } from '../../nova/validate.js';
 import { loadPlanFile } from '../../plan/plan-file.js';
-import { discoverParents } from '../../host/mdev.js';
 import { buildVendorNovaConfig, novaSources, vendorFlavor, withPassthrough, type VendorNovaConfig } from '../../vendor-vfio/nova.js';
 import { vendorHostdevs } from '../../vendor-vfio/libvirt.js';
 import { withVendorVgpus } from '../../vendor-vfio/vm-check.js';
@@ -50,24 +49,19 @@ const pciAddressInput = (what: string) =>
     return z.NEVER;
   });
 
-/** -u of libvirt-xml: an mdev UUID, or a vendor-VFIO vGPU's VF address or handle. */
-const deviceRefInput = z.string().transform((s, ctx) => {
-  try {
-    return normalizeDeviceRef(s);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
+/** A string flag put through one of the identifier normalizers; what it throws is the flag's message. */
+const normalizedBy = (normalize: (s: string) => string) =>
+  z.string().transform((s, ctx) => {
+    try {
+      return normalize(s);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
 
-const uuidInput = z.string().transform((s, ctx) => {
-  try {
-    return normalizeUuid(s);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
+/** -u of libvirt-xml: an mdev UUID, or a vendor-VFIO vGPU's VF address or handle. */
+const deviceRefInput = normalizedBy(normalizeDeviceRef);
 
 /** Absolute paths are host paths (under --root, like every path vgpuctl reads); relative ones are the caller's. */
 const hostFile = (host: HostRoot, file: string): string => (path.isAbsolute(file) ? host.path(file) : path.resolve(file));

@@ -5,7 +5,6 @@ import { z } from 'zod';
 import { VgpuctlError } from '../../errors/vgpuctl-error.js';
 import { BACKENDS } from '../../lifecycle/backends.js';
 import { readHostState } from '../../lifecycle/host-state.js';
-import type { LifecycleContext } from '../../lifecycle/operation.js';
 import { applyPlan, assertPlan, planChanges, waitForParents, type PlanReport } from '../../plan/apply.js';
 import { migrateUnits, planToYaml } from '../../plan/migrate-units.js';
 import { writeFileAtomic } from '../../lifecycle/actions.js';
